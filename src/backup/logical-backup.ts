@@ -1,0 +1,218 @@
+/**
+ * Logical backup of one database: pg_dump streamed through compression and
+ * SHA-256 to every repository at once, with the metadata written last.
+ */
+import { hostname } from 'node:os';
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { DatabaseConfig } from '../config/schema.js';
+import type { PlanContext } from '../context.js';
+import { AbortedError, UsageError } from '../errors.js';
+import { connect, connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
+import { dumpGlobals, startDump } from '../postgres/dump.js';
+import { countTableRows, databaseProperties, serverInfo, type ServerInfo, type TableRowCount } from '../postgres/server.js';
+import { findTool, type PgTool } from '../postgres/tools.js';
+import type { Storage } from '../storage/storage.js';
+import { Meter } from '../util/streams.js';
+import { DRPLAN_VERSION } from '../version.js';
+import { compress, DEFAULT_LEVEL } from './compression.js';
+import { assertValidBackupId, backupKeys, defaultBackupId, type Area } from './layout.js';
+import { serializeMetadata, type BackupMetadata } from './metadata.js';
+import { deleteEverywhere, writeToAll } from './write-all.js';
+
+export interface BackupRequest {
+  database: DatabaseConfig;
+  /** A chosen name; the default is `backup_YYYYMMDD_HHMMSS` (UTC). */
+  name?: string;
+  origin?: BackupMetadata['origin'];
+  signal: AbortSignal;
+  /** Called with the number of raw bytes read from pg_dump so far. */
+  onProgress?: (rawBytes: number) => void;
+  now?: () => Date;
+}
+
+/** Takes a logical backup and returns its committed metadata. */
+export async function runLogicalBackup(context: PlanContext, request: BackupRequest): Promise<BackupMetadata> {
+  const { plan, storages } = context;
+  const started = (request.now ?? (() => new Date()))();
+  const origin = request.origin ?? (request.name ? 'manual' : 'scheduled');
+  const id = request.name ?? defaultBackupId(started, origin === 'pre_restore' ? 'pre_restore' : 'backup');
+  assertValidBackupId(id);
+  const area: Area = origin === 'scheduled' ? 'backups' : 'manual';
+  const compression = plan.backup.compression;
+  const keys = backupKeys(area, request.database.name, id, compression);
+  const log = context.log.child({ component: 'backup', backupId: id, database: request.database.name });
+
+  await step('check repositories', () => checkRepositories(storages, keys, id));
+  const target = connectionTarget(request.database.url);
+  const source = await step('connect to database', () => inspectSource(target));
+  log.info({ server: source.server.version, pgDump: source.pgDump.path }, 'backup started');
+
+  try {
+    const globals = await step('capture globals', () => captureGlobals(context, source, target, keys.globals, request.signal));
+    const data = await step('dump database', () => streamDump(context, source, target, keys.dump, request));
+    const level = plan.backup.compressionLevel ?? DEFAULT_LEVEL[compression];
+    const meta = buildMetadata({ id, origin, request, started, source, data, globals, compression, level, storages });
+    await step('commit metadata', () => commitMetadata(storages, keys.meta, meta, request.signal));
+    log.info({ bytes: meta.storedBytes, durationMs: meta.durationMs }, 'backup committed');
+    return meta;
+  } catch (err) {
+    await deleteEverywhere(storages, [keys.meta, keys.dump, keys.globals], log);
+    throw request.signal.aborted && !(err instanceof AbortedError) ? new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause: err }) : err;
+  } finally {
+    await source.client.end().catch(() => undefined);
+  }
+}
+
+interface SourceInfo {
+  client: pg.Client;
+  server: ServerInfo;
+  pgDump: PgTool;
+  pgDumpAll: PgTool;
+  owner: string;
+  encoding: string;
+}
+
+/** Runs one named step; a failure's message starts with the step's name. */
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Error && !err.message.startsWith('step ')) err.message = `step "${name}" failed: ${err.message}`;
+    throw err;
+  }
+}
+
+async function checkRepositories(storages: Storage[], keys: ReturnType<typeof backupKeys>, id: string): Promise<void> {
+  await Promise.all(storages.map((storage) => storage.check()));
+  for (const storage of storages) {
+    const existing = (await storage.stat(keys.meta)) ?? (await storage.stat(keys.dump));
+    if (existing) {
+      throw new UsageError(`a backup named ${id} already exists in repository ${storage.name}`, {
+        code: 'backup.exists',
+        object: existing.key,
+        hint: 'Choose another --name; drplan never overwrites a backup.',
+      });
+    }
+  }
+}
+
+async function inspectSource(target: ConnectionTarget): Promise<SourceInfo> {
+  const client = await connect(target);
+  try {
+    const server = await serverInfo(client);
+    const properties = await databaseProperties(client);
+    const pgDump = await findTool('pg_dump', server.major, server.version);
+    const pgDumpAll = await findTool('pg_dumpall', server.major, server.version);
+    return { client, server, pgDump, pgDumpAll, ...properties };
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function captureGlobals(context: PlanContext, source: SourceInfo, target: ConnectionTarget, key: string, signal: AbortSignal) {
+  const dump = await dumpGlobals(source.pgDumpAll, target, signal);
+  const meter = new Meter({ sha256: true });
+  const compressed = compress(Readable.from([dump.sql]), context.plan.backup.compression, context.plan.backup.compressionLevel, signal);
+  const chunks: Buffer[] = [];
+  for await (const chunk of compressed.output.pipe(meter)) chunks.push(chunk as Buffer);
+  await compressed.done;
+  await Promise.all(context.storages.map((storage) => storage.put(key, Buffer.concat(chunks), { signal })));
+  return { key, bytes: meter.bytes, sha256: meter.digest(), rolePasswords: dump.rolePasswords };
+}
+
+/**
+ * Exports a snapshot, starts pg_dump on it and counts every table's rows in
+ * the same snapshot while the dump streams to the repositories.
+ */
+async function streamDump(context: PlanContext, source: SourceInfo, target: ConnectionTarget, key: string, request: BackupRequest) {
+  const { client } = source;
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+
+  // One failure (pg_dump killed, a repository down) must stop every other
+  // part, and cleanup may start only once no write is still in flight.
+  const controller = new AbortController();
+  const stop = () => controller.abort(request.signal.reason);
+  request.signal.addEventListener('abort', stop, { once: true });
+  const log = context.log.child({ component: 'backup', database: request.database.name });
+  const dump = startDump(source.pgDump, target, { snapshot: rows[0]!.snapshot, signal: controller.signal });
+  const raw = new Meter({}, request.onProgress);
+  const compressed = compress((dump.stdout as Readable).pipe(raw), context.plan.backup.compression, context.plan.backup.compressionLevel, controller.signal);
+  const stored = new Meter({ sha256: true });
+  const parts = [
+    countTableRows(client),
+    writeToAll(context.storages, key, compressed.output.pipe(stored), controller.signal, log),
+    dump.done,
+    compressed.done,
+  ] as const;
+  for (const part of parts) part.catch((err: unknown) => controller.abort(err));
+  const results = await Promise.allSettled(parts);
+  request.signal.removeEventListener('abort', stop);
+  const failure = firstFailure(results, request.signal);
+  if (failure) throw failure;
+  const tables = (results[0] as PromiseFulfilledResult<TableRowCount[]>).value;
+  await client.query('COMMIT');
+  return { key, tables, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };
+}
+
+/**
+ * Picks the error to report: the user's interrupt first, then the root cause
+ * (a tool or storage failure) over the aborts it triggered in other parts.
+ */
+function firstFailure(results: PromiseSettledResult<unknown>[], signal: AbortSignal): unknown {
+  const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (errors.length === 0) return undefined;
+  if (signal.aborted) return new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause: errors[0] });
+  const isAbort = (e: unknown) => e instanceof AbortedError || (e instanceof Error && e.name === 'AbortError');
+  return errors.find((e) => !isAbort(e)) ?? errors[0];
+}
+
+interface MetadataParts {
+  id: string;
+  origin: BackupMetadata['origin'];
+  request: BackupRequest;
+  started: Date;
+  source: SourceInfo;
+  data: { key: string; tables: TableRowCount[]; rawBytes: number; storedBytes: number; sha256: string };
+  globals: { key: string; bytes: number; sha256: string; rolePasswords: boolean };
+  compression: BackupMetadata['compression']['algorithm'];
+  level?: number;
+  storages: Storage[];
+}
+
+function buildMetadata(parts: MetadataParts): BackupMetadata {
+  const finished = (parts.request.now ?? (() => new Date()))();
+  return {
+    formatVersion: 1,
+    id: parts.id,
+    database: parts.request.database.name,
+    kind: 'logical',
+    origin: parts.origin,
+    startedAt: parts.started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - parts.started.getTime(),
+    server: { version: parts.source.server.version, major: parts.source.server.major },
+    tool: { program: 'pg_dump', version: parts.source.pgDump.version },
+    drplanVersion: DRPLAN_VERSION,
+    format: 'custom',
+    compression: { algorithm: parts.compression, level: parts.level },
+    rawBytes: parts.data.rawBytes,
+    storedBytes: parts.data.storedBytes,
+    sha256: parts.data.sha256,
+    dump: { key: parts.data.key, bytes: parts.data.storedBytes, sha256: parts.data.sha256 },
+    globals: parts.globals,
+    databaseOwner: parts.source.owner,
+    encoding: parts.source.encoding,
+    tables: parts.data.tables,
+    repositories: parts.storages.map((s) => s.name),
+    host: hostname(),
+  };
+}
+
+/** Writes the metadata on every repository; this is the commit point. */
+async function commitMetadata(storages: Storage[], key: string, meta: BackupMetadata, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) throw new AbortedError('backup interrupted before commit; nothing was committed', { code: 'backup.aborted' });
+  await Promise.all(storages.map((storage) => storage.put(key, serializeMetadata(meta))));
+}

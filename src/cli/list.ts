@@ -1,0 +1,46 @@
+/** `drplan list`: every committed backup on every repository, newest first. */
+import type { Command } from 'commander';
+import { readCatalog } from '../backup/catalog.js';
+import { StorageError } from '../errors.js';
+import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
+
+export function registerList(program: Command): void {
+  program
+    .command('list')
+    .description('list committed backups from the repositories themselves (no local catalog)')
+    .option('--database <name>', 'only backups of this database')
+    .option('--json', 'print a JSON array')
+    .action(async (options: { database?: string; json?: boolean }, command: Command) => {
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const catalog = await readCatalog(context, options.database);
+      const rows = catalog.entries.map((entry) => ({
+        id: entry.id,
+        database: entry.database,
+        origin: entry.meta.origin,
+        finishedAt: entry.meta.finishedAt,
+        storedBytes: entry.meta.storedBytes,
+        rawBytes: entry.meta.rawBytes,
+        repositories: entry.copies.map((c) => c.storage.name),
+      }));
+      if (options.json) printJson(rows);
+      else printTable(rows);
+      for (const problem of catalog.problems) process.stderr.write(`warning: ${problem.error.message}\n`);
+      if (catalog.problems.length > 0) {
+        throw new StorageError(`${catalog.problems.length} repository problem(s) while listing; the list above may be incomplete`, {
+          code: 'list.incomplete',
+          hint: 'Fix the repositories named above, then run `drplan list` again.',
+        });
+      }
+    });
+}
+
+function printTable(rows: { id: string; database: string; finishedAt: string; storedBytes: number; repositories: string[] }[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('no backups\n');
+    return;
+  }
+  const lines = [['ID', 'DATABASE', 'FINISHED (UTC)', 'SIZE', 'REPOSITORIES']];
+  for (const row of rows) lines.push([row.id, row.database, row.finishedAt.replace('T', ' ').slice(0, 19), formatBytes(row.storedBytes), row.repositories.join(',')]);
+  const widths = lines[0]!.map((_, column) => Math.max(...lines.map((line) => line[column]!.length)));
+  for (const line of lines) process.stdout.write(`${line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
+}

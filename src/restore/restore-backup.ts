@@ -1,0 +1,174 @@
+/**
+ * Restores a logical backup into a new database, or over the configured one
+ * after a committed safety backup.
+ *
+ * Order matters for safety: the backup is downloaded and its SHA-256 checked
+ * before anything is written to any database, and an in-place restore starts
+ * only once the pre-restore backup of the live database is committed.
+ */
+import os from 'node:os';
+import type pg from 'pg';
+import { runLogicalBackup } from '../backup/logical-backup.js';
+import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
+import type { BackupMetadata } from '../backup/metadata.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import type { PlanContext } from '../context.js';
+import { UsageError } from '../errors.js';
+import { connectionTarget, quoteIdent, withClient, type ConnectionTarget } from '../postgres/connection.js';
+import { restoreArchive } from '../postgres/restore.js';
+import { findTool } from '../postgres/tools.js';
+import { fetchVerified } from './fetch.js';
+import { applyGlobals } from './globals.js';
+
+export interface RestoreRequest {
+  backup: string;
+  database?: DatabaseConfig;
+  /** Restore into this new database; mutually exclusive with `inPlace`. */
+  targetDatabase?: string;
+  /** Server to restore into; defaults to the backup's database server. */
+  targetUrl?: string;
+  inPlace: boolean;
+  clean: boolean;
+  tables: string[];
+  jobs: number;
+  globals: boolean;
+  signal: AbortSignal;
+}
+
+export interface RestoreResult {
+  backup: BackupMetadata;
+  repository: string;
+  targetDatabase: string;
+  /** The moment the restored data reflects (the start of the backup's snapshot). */
+  recoveryPoint: string;
+  durationMs: number;
+  rolesCreated: string[];
+  preRestoreBackup?: string;
+}
+
+/** What a restore would do, worked out without touching any database. */
+export interface RestorePlan {
+  entry: CatalogEntry;
+  target: ConnectionTarget;
+  /** The server's maintenance database, for CREATE DATABASE and roles. */
+  maintenance: ConnectionTarget;
+  database: DatabaseConfig;
+}
+
+/** Resolves the backup and target; used by both the real run and `--dry-run`. */
+export async function planRestore(context: PlanContext, request: RestoreRequest): Promise<RestorePlan> {
+  if (request.inPlace === (request.targetDatabase !== undefined)) {
+    throw new UsageError('choose exactly one of --target-database NAME and --in-place', {
+      code: 'usage.target',
+      hint: '--target-database restores side by side into a new database; --in-place overwrites the configured one after a safety backup.',
+    });
+  }
+  const catalog = await readCatalog(context, request.database?.name);
+  const entry = findBackup(catalog, request.backup, request.database?.name);
+  const database = request.database ?? context.plan.databases.find((d) => d.name === entry.database);
+  if (!database) {
+    throw new UsageError(`backup ${entry.id} belongs to database ${entry.database}, which is not in the plan`, {
+      code: 'usage.database',
+      hint: 'Restore it with --target-database and --target-url.',
+    });
+  }
+  const serverUrl = request.targetUrl ?? database.url;
+  const target = connectionTarget(serverUrl, request.inPlace ? undefined : request.targetDatabase);
+  return { entry, target, maintenance: connectionTarget(serverUrl, 'postgres'), database };
+}
+
+/** Runs the restore described by `plan`. */
+export async function runRestore(context: PlanContext, request: RestoreRequest, plan: RestorePlan): Promise<RestoreResult> {
+  const started = Date.now();
+  const { entry, target } = plan;
+  const log = context.log.child({ component: 'restore', backupId: entry.id, database: target.database });
+  const fetched = await fetchVerified(entry, context.plan.backup.tempDir ?? os.tmpdir(), log, request.signal);
+  try {
+    const preRestoreBackup = request.inPlace ? await takeSafetyBackup(context, plan.database, request.signal) : undefined;
+    const rolesCreated = await prepareTarget(plan, request, fetched.globalsSql, log);
+    const tool = await findTool('pg_restore', entry.meta.server.major, entry.meta.server.version);
+    log.info({ repository: fetched.copy.storage.name }, 'pg_restore started');
+    await restoreArchive(tool, fetched.archive, target, {
+      jobs: request.jobs,
+      clean: request.inPlace || request.clean,
+      singleTransaction: request.inPlace,
+      tables: request.tables.map(parseTableName),
+      signal: request.signal,
+    });
+    const durationMs = Date.now() - started;
+    log.info({ durationMs, repository: fetched.copy.storage.name }, 'restore finished');
+    return {
+      backup: fetched.copy.meta,
+      repository: fetched.copy.storage.name,
+      targetDatabase: target.database,
+      recoveryPoint: fetched.copy.meta.startedAt,
+      durationMs,
+      rolesCreated,
+      preRestoreBackup,
+    };
+  } finally {
+    await fetched.dispose();
+  }
+}
+
+async function takeSafetyBackup(context: PlanContext, database: DatabaseConfig, signal: AbortSignal): Promise<string> {
+  const meta = await runLogicalBackup(context, { database, origin: 'pre_restore', signal });
+  return meta.id;
+}
+
+/** Recreates missing roles, then creates the target database or checks it may be overwritten. */
+async function prepareTarget(plan: RestorePlan, request: RestoreRequest, globalsSql: string | undefined, log: PlanContext['log']): Promise<string[]> {
+  return withClient(plan.maintenance, async (client) => {
+    const roles = request.globals && globalsSql ? await applyGlobals(client, globalsSql, log) : [];
+    if (!request.inPlace) await createOrCheckTarget(client, plan, request.clean);
+    await createSchemas(plan.target, request.tables);
+    return roles;
+  });
+}
+
+async function createOrCheckTarget(client: pg.Client, plan: RestorePlan, clean: boolean): Promise<void> {
+  const name = plan.target.database;
+  const exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+  if (!exists) {
+    const owner = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [plan.entry.meta.databaseOwner])).rowCount === 1;
+    const encoding = plan.entry.meta.encoding.replace(/[^A-Za-z0-9_]/g, '');
+    const ownerClause = owner ? ` OWNER ${quoteIdent(plan.entry.meta.databaseOwner)}` : '';
+    await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0 ENCODING '${encoding}'${ownerClause}`);
+    return;
+  }
+  if (clean) return;
+  const objects = await withClient(plan.target, (target) => countUserObjects(target));
+  if (objects > 0) {
+    throw new UsageError(`target database ${name} already exists and holds ${objects} objects`, {
+      code: 'restore.target_not_empty',
+      object: name,
+      hint: 'Choose a new --target-database name, or pass --clean to replace the objects in the backup.',
+    });
+  }
+}
+
+async function countUserObjects(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`,
+  );
+  return Number(rows[0]!.n);
+}
+
+/**
+ * pg_restore --table restores a table but not the schema it lives in, so the
+ * schemas named in `--table schema.name` are created first.
+ */
+async function createSchemas(target: ConnectionTarget, tables: string[]): Promise<void> {
+  const schemas = new Set(tables.map(parseTableName).flatMap((t) => (t.schema ? [t.schema] : [])));
+  if (schemas.size === 0) return;
+  await withClient(target, async (client) => {
+    for (const schema of schemas) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  });
+}
+
+/** Splits `schema.table` (the schema is optional). */
+export function parseTableName(value: string): { schema?: string; name: string } {
+  const dot = value.indexOf('.');
+  return dot > 0 ? { schema: value.slice(0, dot), name: value.slice(dot + 1) } : { name: value };
+}
