@@ -53,7 +53,8 @@ export interface RestoreOptions {
   jobs: number;
   clean: boolean;
   singleTransaction: boolean;
-  tables: { schema?: string; name: string }[];
+  /** A `--use-list` file that selects entries (single-table restores). */
+  listFile?: string;
   signal?: AbortSignal;
 }
 
@@ -63,9 +64,7 @@ export function restoreArchive(tool: PgTool, file: string, target: ConnectionTar
   if (options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   if (options.clean) args.push('--clean', '--if-exists');
   if (options.singleTransaction && options.jobs <= 1) args.push('--single-transaction');
-  const schemas = new Set(options.tables.map((t) => t.schema).filter((s): s is string => s !== undefined));
-  for (const schema of schemas) args.push(`--schema=${schema}`);
-  for (const table of options.tables) args.push(`--table=${table.name}`);
+  if (options.listFile) args.push(`--use-list=${options.listFile}`);
   args.push(file);
   return startProcess(tool.path, args, { env: target.env, signal: options.signal, operation: 'pg_restore' }).done;
 }

@@ -6,6 +6,7 @@
  * before anything is written to any database, and an in-place restore starts
  * only once the pre-restore backup of the live database is committed.
  */
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import type pg from 'pg';
 import { runLogicalBackup } from '../backup/logical-backup.js';
@@ -16,7 +17,8 @@ import type { PlanContext } from '../context.js';
 import { UsageError } from '../errors.js';
 import { connectionTarget, quoteIdent, withClient, type ConnectionTarget } from '../postgres/connection.js';
 import { restoreArchive } from '../postgres/restore.js';
-import { findTool } from '../postgres/tools.js';
+import { findTool, type PgTool } from '../postgres/tools.js';
+import { selectTables } from '../postgres/toc.js';
 import { fetchVerified } from './fetch.js';
 import { applyGlobals } from './globals.js';
 
@@ -84,15 +86,17 @@ export async function runRestore(context: PlanContext, request: RestoreRequest, 
   const log = context.log.child({ component: 'restore', backupId: entry.id, database: target.database });
   const fetched = await fetchVerified(entry, context.plan.backup.tempDir ?? os.tmpdir(), log, request.signal);
   try {
+    const tool = await findTool('pg_restore', entry.meta.server.major, entry.meta.server.version);
+    const listFile = await writeTableSelection(tool, fetched.archive, request.tables);
+
     const preRestoreBackup = request.inPlace ? await takeSafetyBackup(context, plan.database, request.signal) : undefined;
     const rolesCreated = await prepareTarget(plan, request, fetched.globalsSql, log);
-    const tool = await findTool('pg_restore', entry.meta.server.major, entry.meta.server.version);
     log.info({ repository: fetched.copy.storage.name }, 'pg_restore started');
     await restoreArchive(tool, fetched.archive, target, {
       jobs: request.jobs,
       clean: request.inPlace || request.clean,
       singleTransaction: request.inPlace,
-      tables: request.tables.map(parseTableName),
+      listFile,
       signal: request.signal,
     });
     const durationMs = Date.now() - started;
@@ -121,7 +125,6 @@ async function prepareTarget(plan: RestorePlan, request: RestoreRequest, globals
   return withClient(plan.maintenance, async (client) => {
     const roles = request.globals && globalsSql ? await applyGlobals(client, globalsSql, log) : [];
     if (!request.inPlace) await createOrCheckTarget(client, plan, request.clean);
-    await createSchemas(plan.target, request.tables);
     return roles;
   });
 }
@@ -155,16 +158,12 @@ async function countUserObjects(client: pg.Client): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-/**
- * pg_restore --table restores a table but not the schema it lives in, so the
- * schemas named in `--table schema.name` are created first.
- */
-async function createSchemas(target: ConnectionTarget, tables: string[]): Promise<void> {
-  const schemas = new Set(tables.map(parseTableName).flatMap((t) => (t.schema ? [t.schema] : [])));
-  if (schemas.size === 0) return;
-  await withClient(target, async (client) => {
-    for (const schema of schemas) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
-  });
+/** Writes the `--use-list` file for a single-table restore beside the archive. */
+async function writeTableSelection(tool: PgTool, archive: string, tables: string[]): Promise<string | undefined> {
+  if (tables.length === 0) return undefined;
+  const listFile = `${archive}.list`;
+  await writeFile(listFile, await selectTables(tool, archive, tables.map(parseTableName)));
+  return listFile;
 }
 
 /** Splits `schema.table` (the schema is optional). */

@@ -6,7 +6,7 @@
  * object is either complete or absent. Temporary files carry TEMP_PREFIX
  * and are never listed.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -57,7 +57,7 @@ export class FileStorage implements Storage {
       if (err.code === 'ENOENT') throw new NotFoundError(`object ${key} not found in repository ${this.name}`, { code: 'storage.missing', object: key });
       throw this.ioError('open', key, err);
     });
-    return createReadStream('', { fd: handle.fd, autoClose: true, highWaterMark: 1 << 20 });
+    return handle.createReadStream({ highWaterMark: 1 << 20 });
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
