@@ -147,26 +147,29 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
     dump.done,
     compressed.done,
   ] as const;
-  for (const part of parts) part.catch((err: unknown) => controller.abort(err));
+  // The first failure is the cause; the others are usually its consequences.
+  let firstError: unknown;
+  for (const part of parts) {
+    part.catch((err: unknown) => {
+      firstError ??= err;
+      controller.abort(err);
+    });
+  }
+  // A row count waiting on a lock cannot be cancelled by a signal; closing
+  // the connection ends it (and the snapshot transaction with it).
+  controller.signal.addEventListener('abort', () => void client.end().catch(() => undefined), { once: true });
   const results = await Promise.allSettled(parts);
   request.signal.removeEventListener('abort', stop);
-  const failure = firstFailure(results, request.signal);
-  if (failure) throw failure;
+  if (results.some((r) => r.status === 'rejected')) throw failureToReport(firstError, request.signal);
   const tables = (results[0] as PromiseFulfilledResult<TableRowCount[]>).value;
   await client.query('COMMIT');
   return { key, tables, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };
 }
 
-/**
- * Picks the error to report: the user's interrupt first, then the root cause
- * (a tool or storage failure) over the aborts it triggered in other parts.
- */
-function firstFailure(results: PromiseSettledResult<unknown>[], signal: AbortSignal): unknown {
-  const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
-  if (errors.length === 0) return undefined;
-  if (signal.aborted) return new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause: errors[0] });
-  const isAbort = (e: unknown) => e instanceof AbortedError || (e instanceof Error && e.name === 'AbortError');
-  return errors.find((e) => !isAbort(e)) ?? errors[0];
+/** The user's interrupt wins over the errors it caused in the parts it stopped. */
+function failureToReport(firstError: unknown, signal: AbortSignal): unknown {
+  if (signal.aborted) return new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause: firstError });
+  return firstError;
 }
 
 interface MetadataParts {

@@ -121,9 +121,12 @@ function valueAt(root: unknown, fieldPath: (string | number)[]): unknown {
   return current;
 }
 
-/** Hides the password of a connection URI before the value goes into a message. */
+/** Hides the password of every connection URI in a value, also inside lists and mappings, before it goes into a message. */
 function redactIfUrl(value: unknown): unknown {
-  return typeof value === 'string' ? value.replace(/^([a-z0-9+.-]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@') : value;
+  if (typeof value === 'string') return value.replace(/^([a-z0-9+.-]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+  if (Array.isArray(value)) return value.map(redactIfUrl);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, redactIfUrl(item)]));
+  return value;
 }
 
 function formatPath(fieldPath: (string | number)[]): string {

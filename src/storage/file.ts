@@ -61,8 +61,9 @@ export class FileStorage implements Storage {
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
+    const file = this.pathOf(key);
     try {
-      const info = await stat(this.pathOf(key));
+      const info = await stat(file);
       return info.isFile() ? { key, size: info.size, modified: info.mtime } : undefined;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

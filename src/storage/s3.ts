@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
-import { ConnectionError, NotFoundError, StorageError } from '../errors.js';
+import { ConnectionError, DrplanError, NotFoundError, StorageError } from '../errors.js';
 import { assertSafeKey } from './keys.js';
 import type { ObjectInfo, PutOptions, Storage } from './storage.js';
 
@@ -77,6 +77,14 @@ export class S3Storage implements Storage {
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.send('upload', key, () => upload.done());
+    } catch (err) {
+      // A failed body has no HTTP status, so mapError would report an unreachable endpoint.
+      // Report the body's own error instead, even when aborting the multipart upload failed afterwards.
+      const bodyError = body.errored;
+      if (bodyError && (err as Error).name !== 'AbortError') {
+        throw new StorageError(`repository ${this.name}: cannot write ${key}: ${bodyError.message}`, { code: 'storage.io', object: key, cause: bodyError });
+      }
+      throw err;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
@@ -157,6 +165,7 @@ export class S3Storage implements Storage {
   private mapError(action: string, key: string, err: unknown): Error {
     const error = err as Error & { $metadata?: { httpStatusCode?: number }; code?: string; Code?: string };
     const status = error.$metadata?.httpStatusCode;
+    if (error instanceof DrplanError) return error;
     if (error.name === 'AbortError') return error;
     if (error.name === 'NoSuchKey' || error.name === 'NotFound' || (status === 404 && error.name !== 'NoSuchBucket')) {
       return new NotFoundError(`object ${key} not found in repository ${this.name}`, { code: 'storage.missing', object: key, cause: err });

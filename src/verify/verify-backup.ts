@@ -66,14 +66,14 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
   const meter = new Meter({ sha256: true });
   const stored = (await get(meta.dump.key)).pipe(meter);
   const plain = decompress(stored, meta.compression.algorithm, signal);
+  const [listed, decompressed] = await Promise.allSettled([listArchive(tool, plain.output, signal), plain.done]);
   const archive: CheckResult = { name: 'archive', ok: true, detail: `${where}: pg_restore --list read the archive` };
-  try {
-    const listing = await listArchive(tool, plain.output, signal);
-    await plain.done;
-    archive.detail += ` (${listing.split('\n').filter((l) => l && !l.startsWith(';')).length} entries)`;
-  } catch (err) {
+  if (listed.status === 'fulfilled' && decompressed.status === 'fulfilled') {
+    archive.detail += ` (${listed.value.split('\n').filter((l) => l && !l.startsWith(';')).length} entries)`;
+  } else {
+    const failure = (decompressed.status === 'rejected' ? decompressed.reason : (listed as PromiseRejectedResult).reason) as Error;
     archive.ok = false;
-    archive.detail = `${where}: archive unreadable: ${(err as Error).message}`;
+    archive.detail = `${where}: archive unreadable: ${failure.message}`;
     await drain(stored);
   }
   const actual = meter.digest();

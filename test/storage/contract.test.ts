@@ -23,7 +23,7 @@ const MIB = 1024 * 1024;
 /** One fresh repository for one test. */
 interface StorageHarness {
   storage: Storage;
-  /** Relative paths of temporary files in the repository directory; only the file backend has them. */
+  /** Lists temporary files in the repository directory by relative path. Only the file backend has them. */
   temporaryFiles?: () => Promise<string[]>;
   dispose(): Promise<void>;
 }
@@ -50,7 +50,7 @@ async function listKeys(storage: Storage, prefix: string): Promise<string[]> {
   return (await listAll(storage, prefix)).map((info) => info.key);
 }
 
-/** A byte stream of `totalBytes` random bytes in 1 MiB chunks, with the SHA-256 of what it produced. */
+/** Creates a stream of `totalBytes` random bytes in 1 MiB chunks and a function returning their SHA-256. */
 function randomBody(totalBytes: number): { body: Readable; sha256: () => string } {
   const hash = createHash('sha256');
   async function* chunks() {
@@ -63,7 +63,7 @@ function randomBody(totalBytes: number): { body: Readable; sha256: () => string 
   return { body: Readable.from(chunks(), { objectMode: false }), sha256: () => hash.digest('hex') };
 }
 
-/** A byte stream that produces `bytesBeforeError` bytes and then fails with `error`. */
+/** Creates a stream that produces `bytesBeforeError` random bytes and then fails with `error`. */
 function failingBody(bytesBeforeError: number, error: Error): Readable {
   async function* chunks() {
     for (let sent = 0; sent < bytesBeforeError; sent += MIB) yield randomBytes(Math.min(MIB, bytesBeforeError - sent));
@@ -133,7 +133,7 @@ function describeStorageContract(backend: string, createHarness: () => Promise<S
     });
 
     it('put multipart stream keeps bytes', async () => {
-      // 20 MiB and a bit: three parts at the S3 backend's 8 MiB part size.
+      // Slightly more than 20 MiB is three parts at the S3 backend's 8 MiB part size.
       const totalBytes = 20 * MIB + 12_345;
       const { body, sha256 } = randomBody(totalBytes);
 
@@ -154,7 +154,7 @@ function describeStorageContract(backend: string, createHarness: () => Promise<S
       expect(info?.key).toBe('backups/app/x.meta.json');
       expect(info?.size).toBe(10);
       expect(info?.modified).toBeInstanceOf(Date);
-      // s3rver and some file systems store whole seconds, so allow for truncation.
+      // S3 returns Last-Modified in whole seconds, so allow for truncation.
       expect(info!.modified.getTime()).toBeGreaterThanOrEqual(before - 2_000);
       expect(info!.modified.getTime()).toBeLessThanOrEqual(Date.now() + 2_000);
     });
@@ -262,7 +262,11 @@ function describeStorageContract(backend: string, createHarness: () => Promise<S
 
       const error = await rejectionOf(storage.put('backups/app/broken.dump', failingBody(2 * MIB, sourceError)));
 
-      expect(error).toBeInstanceOf(Error);
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).code).toBe('storage.io');
+      expect((error as StorageError).object).toBe('backups/app/broken.dump');
+      expect((error as StorageError).message).toBe(`repository ${storage.name}: cannot write backups/app/broken.dump: pg_dump exited with code 1`);
+      expect((error as StorageError).cause).toBe(sourceError);
       expect(await storage.stat('backups/app/broken.dump')).toBeUndefined();
       expect(await listKeys(storage, '')).toEqual([]);
       await expectNoTemporaryFiles();
@@ -274,7 +278,11 @@ function describeStorageContract(backend: string, createHarness: () => Promise<S
 
       const error = await rejectionOf(storage.put('backups/app/broken.dump', failingBody(9 * MIB, sourceError)));
 
-      expect(error).toBeInstanceOf(Error);
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).code).toBe('storage.io');
+      expect((error as StorageError).object).toBe('backups/app/broken.dump');
+      expect((error as StorageError).message).toBe(`repository ${storage.name}: cannot write backups/app/broken.dump: pg_dump exited with code 1`);
+      expect((error as StorageError).cause).toBe(sourceError);
       expect(await storage.stat('backups/app/broken.dump')).toBeUndefined();
       expect(await listKeys(storage, '')).toEqual([]);
       await expectNoTemporaryFiles();
@@ -355,7 +363,7 @@ function describeStorageContract(backend: string, createHarness: () => Promise<S
 
 async function recursiveFileList(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath ?? entry.path, entry.name).slice(root.length + 1));
+  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(root.length + 1));
 }
 
 async function temporaryFilesUnder(root: string): Promise<string[]> {
@@ -470,7 +478,8 @@ describe('s3 backend', () => {
       expect(error).toBeInstanceOf(ConnectionError);
       expect((error as ConnectionError).code).toBe('storage.unreachable');
       expect((error as ConnectionError).object).toBe(endpoint);
-      expect((error as ConnectionError).message).toContain(`repository offsite: cannot reach ${endpoint} to check`);
+      expect((error as ConnectionError).message).toBe(`repository offsite: cannot reach ${endpoint} to check .: connect ECONNREFUSED ${endpoint.slice('http://'.length)}`);
+      expect((error as ConnectionError).hint).toBe('Check that the S3 endpoint is running and reachable, and the endpoint URL in the plan.');
       expect((error as ConnectionError).exitCode).toBe(3);
     });
   });
