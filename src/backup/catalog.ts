@@ -5,7 +5,8 @@
 import { text } from 'node:stream/consumers';
 import type { PlanContext } from '../context.js';
 import { DrplanError, NotFoundError, UsageError } from '../errors.js';
-import type { Storage } from '../storage/storage.js';
+import type { ObjectInfo, Storage } from '../storage/storage.js';
+import { isVerificationKey, metaKeyOfRecord, verificationSchema, type VerificationRecord } from '../verify/records.js';
 import { AREAS, META_SUFFIX } from './layout.js';
 import { parseMetadata, type BackupMetadata } from './metadata.js';
 
@@ -13,6 +14,17 @@ import { parseMetadata, type BackupMetadata } from './metadata.js';
 export interface BackupCopy {
   storage: Storage;
   meta: BackupMetadata;
+  metaKey: string;
+  /** Keys of this copy's verification records, oldest first. */
+  verificationKeys: string[];
+  /** The newest verification record, when there is one and it is readable. */
+  lastVerification?: VerificationRecord;
+}
+
+/** Everything found in one repository's backup areas. */
+export interface RepositoryListing {
+  storage: Storage;
+  objects: ObjectInfo[];
 }
 
 /** A backup with every repository that holds a committed copy of it. */
@@ -28,39 +40,84 @@ export interface Catalog {
   /** Newest first. */
   entries: CatalogEntry[];
   /** Repositories that could not be read, or held unreadable metadata. */
-  problems: { repository: string; error: Error }[];
+  problems: { repository: string; error: Error; key?: string }[];
+  /** Every object of every readable repository, for audits and cleanup. */
+  listings: RepositoryListing[];
 }
 
 /** Reads every committed backup of every repository, optionally for one database. */
 export async function readCatalog(context: PlanContext, database?: string): Promise<Catalog> {
   const problems: Catalog['problems'] = [];
+  const listings: RepositoryListing[] = [];
   const perStorage = await Promise.all(
-    context.storages.map((storage) =>
-      readRepository(storage, database, problems).catch((err: Error) => {
-        problems.push({ repository: storage.name, error: err });
+    context.storages.map(async (storage) => {
+      try {
+        const objects = await listAreas(storage, database);
+        listings.push({ storage, objects });
+        return await readCopies(storage, objects, problems);
+      } catch (err) {
+        problems.push({ repository: storage.name, error: err as Error });
         return [] as BackupCopy[];
-      }),
-    ),
+      }
+    }),
   );
-  return { entries: mergeCopies(perStorage.flat()), problems };
+  return { entries: mergeCopies(perStorage.flat()), problems, listings };
 }
 
-async function readRepository(storage: Storage, database: string | undefined, problems: Catalog['problems']): Promise<BackupCopy[]> {
-  const copies: BackupCopy[] = [];
+async function listAreas(storage: Storage, database: string | undefined): Promise<ObjectInfo[]> {
+  const objects: ObjectInfo[] = [];
   for (const area of AREAS) {
-    const prefix = database ? `${area}/${database}/` : `${area}/`;
-    for await (const object of storage.list(prefix)) {
-      if (!object.key.endsWith(META_SUFFIX)) continue;
-      try {
-        const meta = parseMetadata(await text(await storage.get(object.key)), object.key, storage.name);
-        copies.push({ storage, meta });
-      } catch (err) {
-        if (!(err instanceof DrplanError)) throw err;
-        problems.push({ repository: storage.name, error: err });
-      }
+    for await (const object of storage.list(database ? `${area}/${database}/` : `${area}/`)) objects.push(object);
+  }
+  return objects;
+}
+
+async function readCopies(storage: Storage, objects: ObjectInfo[], problems: Catalog['problems']): Promise<BackupCopy[]> {
+  const records = new Map<string, string[]>();
+  for (const object of objects.filter((o) => isVerificationKey(o.key)).sort((a, b) => a.key.localeCompare(b.key))) {
+    const metaKey = metaKeyOfRecord(object.key);
+    records.set(metaKey, [...(records.get(metaKey) ?? []), object.key]);
+  }
+  const copies: BackupCopy[] = [];
+  for (const object of objects.filter((o) => o.key.endsWith(META_SUFFIX))) {
+    try {
+      const meta = parseMetadata(await text(await storage.get(object.key)), object.key, storage.name);
+      const verificationKeys = records.get(object.key) ?? [];
+      const lastVerification = await readVerification(storage, verificationKeys.at(-1));
+      copies.push({ storage, meta, metaKey: object.key, verificationKeys, lastVerification });
+    } catch (err) {
+      if (!(err instanceof DrplanError)) throw err;
+      problems.push({ repository: storage.name, error: err, key: object.key });
     }
   }
   return copies;
+}
+
+/** Reads one verification record; an unreadable record counts as none. */
+export async function readVerification(storage: Storage, key: string | undefined): Promise<VerificationRecord | undefined> {
+  if (!key) return undefined;
+  try {
+    const parsed = verificationSchema.safeParse(JSON.parse(await text(await storage.get(key))));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The newest verification of the backup across its copies. */
+export function lastVerificationOf(entry: CatalogEntry): VerificationRecord | undefined {
+  const records = entry.copies.flatMap((c) => (c.lastVerification ? [c.lastVerification] : []));
+  return records.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))[0];
+}
+
+/**
+ * A good backup: committed, not flagged by the sanity checks, and not failed
+ * by its most recent verification. Only good backups count for objectives
+ * and retention.
+ */
+export function isGood(entry: CatalogEntry): boolean {
+  const flagged = (entry.meta.flags ?? []).length > 0;
+  return !flagged && lastVerificationOf(entry)?.ok !== false;
 }
 
 function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {

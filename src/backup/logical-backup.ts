@@ -17,7 +17,9 @@ import { Meter } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
 import { compress, DEFAULT_LEVEL } from './compression.js';
 import { assertValidBackupId, backupKeys, defaultBackupId, type Area } from './layout.js';
-import { serializeMetadata, type BackupMetadata } from './metadata.js';
+import { isGood, readCatalog } from './catalog.js';
+import { serializeMetadata, type BackupFlag, type BackupMetadata } from './metadata.js';
+import { sizeFlags } from './sanity.js';
 import { deleteEverywhere, writeToAll } from './write-all.js';
 
 export interface BackupRequest {
@@ -52,7 +54,10 @@ export async function runLogicalBackup(context: PlanContext, request: BackupRequ
     const globals = await step('capture globals', () => captureGlobals(context, source, target, keys.globals, request.signal));
     const data = await step('dump database', () => streamDump(context, source, target, keys.dump, request));
     const level = plan.backup.compressionLevel ?? DEFAULT_LEVEL[compression];
+    const flags = await step('check size', () => checkSize(context, request.database.name, data.storedBytes));
+    for (const flag of flags) log.warn({ bytes: data.storedBytes, flag: flag.code }, flag.message);
     const meta = buildMetadata({ id, origin, request, started, source, data, globals, compression, level, storages });
+    if (flags.length > 0) meta.flags = flags;
     await step('commit metadata', () => commitMetadata(storages, keys.meta, meta, request.signal));
     log.info({ bytes: meta.storedBytes, durationMs: meta.durationMs }, 'backup committed');
     return meta;
@@ -62,6 +67,13 @@ export async function runLogicalBackup(context: PlanContext, request: BackupRequ
   } finally {
     await source.client.end().catch(() => undefined);
   }
+}
+
+/** Compares the stored size with the recent good backups of the same database. */
+async function checkSize(context: PlanContext, database: string, storedBytes: number): Promise<BackupFlag[]> {
+  const catalog = await readCatalog(context, database);
+  const recent = catalog.entries.filter((e) => e.meta.origin !== 'pre_restore' && isGood(e)).map((e) => e.meta.storedBytes);
+  return sizeFlags(storedBytes, recent);
 }
 
 interface SourceInfo {

@@ -35,9 +35,12 @@ export const metadataSchema = z.object({
   tables: z.array(z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() })),
   repositories: z.array(z.string()),
   host: z.string().optional(),
+  /** Sanity warnings found when the backup was taken, such as an unusual size. */
+  flags: z.array(z.object({ code: z.string(), message: z.string() })).optional(),
 });
 
 export type BackupMetadata = z.infer<typeof metadataSchema>;
+export type BackupFlag = NonNullable<BackupMetadata['flags']>[number];
 
 /** Parses a metadata file; an unreadable one is an integrity error naming the key. */
 export function parseMetadata(text: string, key: string, repository: string): BackupMetadata {

@@ -1,8 +1,8 @@
 /** `drplan list`: every committed backup on every repository, newest first. */
 import type { Command } from 'commander';
-import { readCatalog } from '../backup/catalog.js';
+import { lastVerificationOf, readCatalog } from '../backup/catalog.js';
 import { StorageError } from '../errors.js';
-import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
+import { formatBytes, formatDuration, loadContext, printJson, type GlobalOptions } from './common.js';
 
 export function registerList(program: Command): void {
   program
@@ -21,6 +21,8 @@ export function registerList(program: Command): void {
         storedBytes: entry.meta.storedBytes,
         rawBytes: entry.meta.rawBytes,
         repositories: entry.copies.map((c) => c.storage.name),
+        flags: entry.meta.flags ?? [],
+        lastVerification: summarizeVerification(entry),
       }));
       if (options.json) printJson(rows);
       else printTable(rows);
@@ -34,13 +36,30 @@ export function registerList(program: Command): void {
     });
 }
 
-function printTable(rows: { id: string; database: string; finishedAt: string; storedBytes: number; repositories: string[] }[]): void {
+function summarizeVerification(entry: Parameters<typeof lastVerificationOf>[0]) {
+  const record = lastVerificationOf(entry);
+  if (!record) return null;
+  return { kind: record.kind, ok: record.ok, finishedAt: record.finishedAt, restoreMs: record.restoreMs ?? null };
+}
+
+function verificationText(v: ReturnType<typeof summarizeVerification>): string {
+  if (!v) return 'never';
+  const restore = v.restoreMs !== null ? ` ${formatDuration(v.restoreMs)}` : '';
+  return `${v.ok ? 'passed' : 'FAILED'} ${v.kind}${restore} ${v.finishedAt.slice(0, 16).replace('T', ' ')}`;
+}
+
+function printTable(
+  rows: { id: string; database: string; finishedAt: string; storedBytes: number; repositories: string[]; flags: { code: string }[]; lastVerification: ReturnType<typeof summarizeVerification> }[],
+): void {
   if (rows.length === 0) {
     process.stdout.write('no backups\n');
     return;
   }
-  const lines = [['ID', 'DATABASE', 'FINISHED (UTC)', 'SIZE', 'REPOSITORIES']];
-  for (const row of rows) lines.push([row.id, row.database, row.finishedAt.replace('T', ' ').slice(0, 19), formatBytes(row.storedBytes), row.repositories.join(',')]);
+  const lines = [['ID', 'DATABASE', 'FINISHED (UTC)', 'SIZE', 'REPOSITORIES', 'LAST VERIFICATION', 'FLAGS']];
+  for (const row of rows) {
+    const flags = row.flags.map((f) => f.code).join(',');
+    lines.push([row.id, row.database, row.finishedAt.replace('T', ' ').slice(0, 19), formatBytes(row.storedBytes), row.repositories.join(','), verificationText(row.lastVerification), flags]);
+  }
   const widths = lines[0]!.map((_, column) => Math.max(...lines.map((line) => line[column]!.length)));
   for (const line of lines) process.stdout.write(`${line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
 }

@@ -1,31 +1,78 @@
-/** `drplan verify`: check every copy of a backup against its metadata. */
+/** `drplan verify`: check every copy of a backup against its metadata, and with --deep restore it. */
 import type { Command } from 'commander';
-import { findBackup, readCatalog } from '../backup/catalog.js';
+import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
+import type { PlanContext } from '../context.js';
 import { IntegrityError } from '../errors.js';
-import { verifyBackup } from '../verify/verify-backup.js';
-import { interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
+import { deepVerify } from '../verify/deep-verify.js';
+import { storeVerification, type VerificationRecord } from '../verify/records.js';
+import { failuresOf, verifyBackup, type VerifyResult } from '../verify/verify-backup.js';
+import { formatDuration, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
+
+interface VerifyOptions {
+  database?: string;
+  deep?: boolean;
+  json?: boolean;
+}
 
 export function registerVerify(program: Command): void {
   program
     .command('verify')
-    .description('check size, SHA-256 and archive readability of a backup on every repository')
+    .description('check size, SHA-256 and archive readability of a backup on every repository; --deep also restores it')
     .argument('[backup]', 'backup id, or "latest"', 'latest')
     .option('--database <name>', 'database the backup belongs to')
+    .option('--deep', 'test-restore into a scratch database, compare row counts and run the plan checks')
     .option('--json', 'print the result as JSON')
-    .action(async (backup: string, options: { database?: string; json?: boolean }, command: Command) => {
+    .action(async (backup: string, options: VerifyOptions, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
       const entry = findBackup(await readCatalog(context, options.database), backup, options.database);
-      const result = await verifyBackup(entry, context.log.child({ component: 'verify' }), interruptSignal());
-      if (options.json) printJson(result);
-      else {
-        for (const copy of result.copies) {
-          process.stdout.write(`${copy.ok ? 'ok  ' : 'FAIL'} ${copy.repository} ${copy.object}\n`);
-          for (const check of copy.checks) process.stdout.write(`     ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);
-        }
-      }
-      if (!result.ok) {
-        const failed = result.copies.flatMap((c) => c.checks.filter((k) => !k.ok).map((k) => k.detail));
-        throw new IntegrityError(`backup ${entry.id} failed verification:\n  ${failed.join('\n  ')}`, { code: 'verify.failed', object: entry.id });
+      const signal = interruptSignal();
+      const record = options.deep ? await deepVerify(context, entry, signal) : await checksumVerify(context, entry, signal, options.json ?? false);
+      if (options.deep) printDeep(record, options.json ?? false);
+      if (!record.ok) {
+        throw new IntegrityError(`backup ${entry.id} failed ${options.deep ? 'deep ' : ''}verification:\n  ${record.failures.join('\n  ')}`, {
+          code: 'verify.failed',
+          object: entry.id,
+          hint: 'Restore from another repository or an older backup, and find out why this one is bad (`drplan repo check`).',
+        });
       }
     });
+}
+
+async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean): Promise<VerificationRecord> {
+  const startedAt = new Date();
+  const result = await verifyBackup(entry, context.log.child({ component: 'verify' }), signal);
+  if (json) printJson(result);
+  else printChecksum(result);
+  const record: VerificationRecord = {
+    formatVersion: 1,
+    backupId: entry.id,
+    database: entry.database,
+    kind: 'checksum',
+    ok: result.ok,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    failures: failuresOf(result),
+    checks: [...result.copies.flatMap((c) => c.checks.map((k) => ({ name: `${c.repository} ${k.name}`, ok: k.ok, detail: k.detail }))), ...result.sanity],
+  };
+  await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);
+  return record;
+}
+
+function printChecksum(result: VerifyResult): void {
+  for (const copy of result.copies) {
+    process.stdout.write(`${copy.ok ? 'ok  ' : 'FAIL'} ${copy.repository} ${copy.object}\n`);
+    for (const check of copy.checks) process.stdout.write(`     ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);
+  }
+  for (const check of result.sanity) process.stdout.write(`FAIL sanity: ${check.detail}\n`);
+}
+
+function printDeep(record: VerificationRecord, json: boolean): void {
+  if (json) return printJson(record);
+  process.stdout.write(`deep verification of ${record.backupId}: ${record.ok ? 'passed' : 'FAILED'}\n`);
+  if (record.restoreMs !== undefined) process.stdout.write(`  test restore into ${record.target}: ${formatDuration(record.restoreMs)}\n`);
+  const tables = record.tables ?? [];
+  const matching = tables.filter((t) => t.ok).length;
+  if (tables.length > 0) process.stdout.write(`  row counts: ${matching} of ${tables.length} tables match the metadata\n`);
+  for (const check of record.checks) process.stdout.write(`  ${check.ok ? 'ok  ' : 'FAIL'} check ${check.name}: ${check.detail}\n`);
+  for (const failure of record.failures) process.stdout.write(`  FAIL ${failure}\n`);
 }

@@ -12,6 +12,8 @@ const duration = z
   .string()
   .regex(/^\d+(\.\d+)?\s*(s|m|h|d|w)$/, 'a duration such as "15m", "24h" or "7d"');
 
+export { duration as durationSchema };
+
 export const databaseSchema = z.strictObject({
   name,
   url: z.string().regex(/^postgres(ql)?:\/\//, 'a libpq connection URI starting with postgres:// or postgresql://'),
@@ -19,13 +21,23 @@ export const databaseSchema = z.strictObject({
   objectives: z.strictObject({ rpo: duration.optional(), rto: duration.optional() }).optional(),
 });
 
-export const retentionSchema = z.strictObject({
+export const retentionRulesSchema = z.strictObject({
   keepLast: z.number().int().positive().optional(),
   keepDays: z.number().int().positive().optional(),
   keepDaily: z.number().int().positive().optional(),
   keepWeekly: z.number().int().positive().optional(),
   keepMonthly: z.number().int().positive().optional(),
+  /** Compliance cap: nothing older is kept, whatever the other rules say. */
   maxAgeDays: z.number().int().positive().optional(),
+});
+
+export const retentionSchema = retentionRulesSchema.extend({
+  /** Rules for backups taken with --name; default: the rules above. */
+  manual: retentionRulesSchema.optional(),
+  /** Rules for pre_restore safety backups; default: the rules above. */
+  preRestore: retentionRulesSchema.optional(),
+  /** Objects without metadata older than this are removed as partial. */
+  partialGrace: duration.default('24h'),
 });
 
 export const repositorySchema = z.strictObject({
@@ -42,6 +54,8 @@ export const backupSchema = z.strictObject({
   compressionLevel: z.number().int().min(1).max(19).optional(),
   /** Directory for temporary files during restore and verification; defaults to the system temp directory. */
   tempDir: z.string().optional(),
+  /** How long a backup waits for another run on the same database to finish; 0s fails at once. */
+  lockTimeout: duration.default('0s'),
 });
 
 const objectiveTable = z.record(z.string(), duration);
@@ -78,8 +92,11 @@ export const verifyCheckSchema = z.strictObject({
 });
 
 export const verifySchema = z.strictObject({
+  /** Server for test restores; without it drplan starts a throwaway local cluster. */
   url: z.string().regex(/^postgres(ql)?:\/\//, 'a libpq connection URI').optional(),
   checks: z.array(verifyCheckSchema).optional(),
+  /** Parallel pg_restore jobs for test restores. */
+  jobs: z.number().int().positive().default(2),
 });
 
 export const scenarioSchema = z.strictObject({
@@ -115,7 +132,7 @@ export const planSchema = z.strictObject({
   objectives: objectivesSchema.optional(),
   databases: z.array(databaseSchema).min(1, 'at least one database'),
   repositories: z.array(repositorySchema).min(1, 'at least one repository'),
-  backup: backupSchema.default({ compression: 'zstd' }),
+  backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s' }),
   files: z.array(filesetSchema).optional(),
   jobs: z.array(jobSchema).optional(),
   verify: verifySchema.optional(),
@@ -128,3 +145,6 @@ export type Plan = z.infer<typeof planSchema>;
 export type DatabaseConfig = z.infer<typeof databaseSchema>;
 export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type Compression = Plan['backup']['compression'];
+export type RetentionRules = z.infer<typeof retentionRulesSchema>;
+export type RetentionConfig = z.infer<typeof retentionSchema>;
+export type VerifyCheck = z.infer<typeof verifyCheckSchema>;

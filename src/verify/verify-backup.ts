@@ -15,7 +15,7 @@ import { findTool } from '../postgres/tools.js';
 import { Meter } from '../util/streams.js';
 
 export interface CheckResult {
-  name: 'exists' | 'size' | 'sha256' | 'archive' | 'globals';
+  name: 'exists' | 'size' | 'sha256' | 'archive' | 'globals' | 'sanity';
   ok: boolean;
   detail: string;
 }
@@ -32,6 +32,8 @@ export interface VerifyResult {
   database: string;
   ok: boolean;
   copies: CopyResult[];
+  /** Sanity flags recorded at backup time, such as an unusual size. */
+  sanity: CheckResult[];
 }
 
 /** Verifies every copy of `entry`; `ok` only when every check on every copy passed. */
@@ -42,7 +44,13 @@ export async function verifyBackup(entry: CatalogEntry, log: Logger, signal?: Ab
     for (const check of result.checks.filter((c) => !c.ok)) log.error({ backupId: entry.id, repository: copy.storage.name, key: result.object }, check.detail);
     copies.push(result);
   }
-  return { id: entry.id, database: entry.database, ok: copies.every((c) => c.ok), copies };
+  const sanity: CheckResult[] = (entry.meta.flags ?? []).map((flag) => ({ name: 'sanity', ok: false, detail: `backup ${entry.id}: ${flag.message}` }));
+  return { id: entry.id, database: entry.database, ok: copies.every((c) => c.ok) && sanity.length === 0, copies, sanity };
+}
+
+/** Lists every failed check of a result, one line each. */
+export function failuresOf(result: VerifyResult): string[] {
+  return [...result.copies.flatMap((c) => c.checks.filter((k) => !k.ok).map((k) => k.detail)), ...result.sanity.map((k) => k.detail)];
 }
 
 async function verifyCopy(copy: BackupCopy, signal?: AbortSignal): Promise<CopyResult> {
