@@ -12,6 +12,8 @@ export const ExitCode = {
   connection: 3,
   integrity: 4,
   notFound: 5,
+  objectiveBreached: 6,
+  locked: 7,
   interrupted: 130,
 } as const;
 
@@ -75,6 +77,11 @@ export class IntegrityError extends DrplanError {
 /** An unknown backup id, database or stored object. */
 export class NotFoundError extends DrplanError {
   override readonly exitCode = ExitCode.notFound;
+}
+
+/** Another run holds the lock of the same database. */
+export class LockedError extends DrplanError {
+  override readonly exitCode = ExitCode.locked;
 }
 
 /** The run was interrupted by a signal or by the user. */

@@ -12,6 +12,10 @@ import { connect, connectionTarget, type ConnectionTarget } from '../postgres/co
 import { dumpGlobals, startDump } from '../postgres/dump.js';
 import { countTableRows, databaseProperties, serverInfo, type ServerInfo, type TableRowCount } from '../postgres/server.js';
 import { findTool, type PgTool } from '../postgres/tools.js';
+import { acquireDatabaseLock } from '../lock/database-lock.js';
+import type { Logger } from '../logging.js';
+import { parseDuration } from '../util/duration.js';
+import { recordFailure } from '../status/events.js';
 import type { Storage } from '../storage/storage.js';
 import { Meter } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
@@ -45,6 +49,34 @@ export async function runLogicalBackup(context: PlanContext, request: BackupRequ
   const keys = backupKeys(area, request.database.name, id, compression);
   const log = context.log.child({ component: 'backup', backupId: id, database: request.database.name });
 
+  await step('check repositories', () => checkRepositories(storages, keys, id));
+  const lock = await step('lock database', () =>
+    acquireDatabaseLock(storages, request.database.name, { purpose: 'backup', timeoutMs: parseDuration(plan.backup.lockTimeout), log, signal: request.signal }),
+  );
+  try {
+    return await backupLocked(context, request, { id, origin, started, keys, log });
+  } catch (err) {
+    const event = { kind: 'backup' as const, database: request.database.name, backupId: id, at: new Date().toISOString(), message: (err as Error).message };
+    await recordFailure(storages, event, log);
+    throw err;
+  } finally {
+    await lock.release();
+  }
+}
+
+interface BackupNames {
+  id: string;
+  origin: BackupMetadata['origin'];
+  started: Date;
+  keys: ReturnType<typeof backupKeys>;
+  log: Logger;
+}
+
+/** The backup proper, run while holding the database lock. */
+async function backupLocked(context: PlanContext, request: BackupRequest, names: BackupNames): Promise<BackupMetadata> {
+  const { plan, storages } = context;
+  const { id, origin, started, keys, log } = names;
+  const compression = plan.backup.compression;
   await step('check repositories', () => checkRepositories(storages, keys, id));
   const target = connectionTarget(request.database.url);
   const source = await step('connect to database', () => inspectSource(target));

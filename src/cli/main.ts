@@ -9,6 +9,9 @@ import { registerBackup } from './backup.js';
 import { reportError } from './common.js';
 import { registerInit } from './init.js';
 import { registerList } from './list.js';
+import { registerPrune } from './prune.js';
+import { registerRepo } from './repo.js';
+import { registerStatus } from './status.js';
 import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
 
@@ -25,6 +28,9 @@ export function buildProgram(): Command {
   registerList(program);
   registerVerify(program);
   registerRestore(program);
+  registerPrune(program);
+  registerStatus(program);
+  registerRepo(program);
   return program;
 }
 

@@ -7,7 +7,7 @@
  * and are never listed.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -49,6 +49,27 @@ export class FileStorage implements Storage {
     }
     const info = await stat(target);
     return { key, size: info.size, modified: info.mtime };
+  }
+
+  async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true }).catch((err) => {
+      throw this.ioError('create directory for', key, err);
+    });
+    const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${path.basename(target)}.${randomBytes(6).toString('hex')}`);
+    try {
+      await writeFile(temp, body, { flag: 'wx' });
+      await syncPath(temp);
+      // link() fails when the target exists, so the complete file appears atomically or not at all.
+      await link(temp, target);
+      await syncPath(path.dirname(target));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw this.ioError('create', key, err);
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
   }
 
   async get(key: string): Promise<Readable> {

@@ -93,6 +93,17 @@ export class S3Storage implements Storage {
     return info;
   }
 
+  async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    try {
+      await this.send('create', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: body, IfNoneMatch: '*' })));
+      return true;
+    } catch (err) {
+      const status = ((err as DrplanError).cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw err;
+    }
+  }
+
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const response = await this.send('read', key, () =>
       this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: options.signal }),

@@ -23,6 +23,11 @@ export interface PutOptions {
  * A repository backend.
  *
  * Contract:
+ * - `putIfAbsent` creates a small object only when no object has the key and
+ *   resolves to false, writing nothing, when one exists. Local disk makes
+ *   this atomic; on S3 it relies on conditional writes (`If-None-Match`),
+ *   which some S3-compatible stores ignore, so callers that need mutual
+ *   exclusion read the object back to confirm what they wrote.
  * - `put` is atomic: the object becomes visible under its key only after the
  *   whole body has been written durably (local: fsync and rename; S3: a
  *   completed multipart upload). When the body errors, the signal aborts or
@@ -44,6 +49,7 @@ export interface Storage {
   /** The repository URL without credentials, for messages. */
   readonly url: string;
   put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<ObjectInfo>;
+  putIfAbsent(key: string, body: Buffer): Promise<boolean>;
   get(key: string, options?: { signal?: AbortSignal }): Promise<Readable>;
   stat(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string): AsyncIterable<ObjectInfo>;

@@ -207,7 +207,7 @@ describe('failures', () => {
       expect(result.stderr).toContain('was killed by SIGKILL');
       expect((await localFiles()).filter((f) => f.startsWith('killed_backup'))).toEqual([]);
       expect((await readdir(path.join(local.dir, 'manual', 'app'))).filter((f) => f.includes('killed_backup'))).toEqual([]);
-      expect((await s3Keys()).filter((k) => !before.has(k))).toEqual([]);
+      expect((await s3Keys()).filter((k) => !before.has(k) && !k.startsWith('drplan/events/'))).toEqual([]);
     });
 
     it('interrupt exits 130 and cleans up', async () => {
@@ -218,7 +218,7 @@ describe('failures', () => {
       expect(result.code).toBe(130);
       expect(result.stderr).toContain('backup interrupted; nothing was committed');
       expect((await readdir(path.join(local.dir, 'manual', 'app'))).filter((f) => f.includes('interrupted_backup'))).toEqual([]);
-      expect((await s3Keys()).filter((k) => !before.has(k))).toEqual([]);
+      expect((await s3Keys()).filter((k) => !before.has(k) && !k.startsWith('drplan/events/'))).toEqual([]);
       expect((await listProcesses()).some((p) => p.pid === pgDump.pid)).toBe(false);
     });
   });

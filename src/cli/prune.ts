@@ -1,0 +1,48 @@
+/** `drplan prune`: apply retention rules on every repository. */
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import { runPrune, type PruneReport } from '../retention/prune.js';
+import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
+
+interface PruneOptions {
+  dryRun?: boolean;
+  json?: boolean;
+  now?: string;
+}
+
+export function registerPrune(program: Command): void {
+  program
+    .command('prune')
+    .description('delete backups that the retention rules of each repository no longer keep, and partial objects')
+    .option('--dry-run', 'print what would be deleted and by which rule, and delete nothing')
+    .option('--json', 'print the decisions as JSON')
+    .option('--now <time>', 'evaluate the rules as of this ISO 8601 time instead of now (for what-if runs)')
+    .action(async (options: PruneOptions, command: Command) => {
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const report = await runPrune(context, { dryRun: options.dryRun ?? false, now: parseNow(options.now) });
+      if (options.json) printJson(report);
+      else printReport(report);
+      for (const warning of report.repositories.flatMap((r) => r.warnings)) process.stderr.write(`warning: ${warning}\n`);
+    });
+}
+
+function parseNow(value: string | undefined): Date {
+  if (value === undefined) return new Date();
+  const parsed = new Date(value);
+  if (Number.isNaN(parsed.getTime()) || !/(Z|[+-]\d\d:?\d\d)$/.test(value)) {
+    throw new UsageError(`--now must be an ISO 8601 time with a time zone, got ${JSON.stringify(value)}`, { code: 'usage.now', hint: 'For example --now 2026-12-04T02:00:00Z.' });
+  }
+  return parsed;
+}
+
+function printReport(report: PruneReport): void {
+  const verb = report.dryRun ? 'would delete' : 'deleted';
+  for (const repo of report.repositories) {
+    const deleted = repo.decisions.filter((d) => d.delete);
+    process.stdout.write(`repository ${repo.repository}: ${verb} ${deleted.length} of ${repo.decisions.length} backups, ${repo.partials.length} partial objects\n`);
+    for (const d of repo.decisions) {
+      process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${d.database}/${d.id} (${d.class}): ${d.rule}\n`);
+    }
+    for (const p of repo.partials) process.stdout.write(`  ${verb} partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified})\n`);
+  }
+}

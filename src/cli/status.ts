@@ -1,0 +1,54 @@
+/** `drplan status`: objectives next to measured values; exit 6 when any is breached. */
+import type { Command } from 'commander';
+import { DrplanError, ExitCode } from '../errors.js';
+import { buildStatus, type ObjectiveStatus, type StatusReport } from '../status/status.js';
+import { formatAge } from '../util/duration.js';
+import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
+
+/** Raised after printing the report, so the CLI exits 6 without a second message. */
+class ObjectiveBreachedError extends DrplanError {
+  override readonly exitCode = ExitCode.objectiveBreached;
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('measured RPO and RTO against the objectives, last failure, repository state; exits 6 when an objective is breached')
+    .option('--json', 'print the report as JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const report = await buildStatus(context);
+      if (options.json) printJson(report);
+      else printReport(report);
+      if (!report.ok) {
+        const breached = report.databases.flatMap((d) => [d.rpo.state === 'breached' ? `${d.database} RPO` : '', d.rto.state === 'breached' ? `${d.database} RTO` : '']).filter(Boolean);
+        throw new ObjectiveBreachedError(`objective breached: ${breached.join(', ')}`, {
+          code: 'status.breached',
+          hint: 'Take a backup (`drplan backup`) for an RPO breach; find out why the test restore is slow for an RTO breach (`drplan verify --deep`).',
+        });
+      }
+    });
+}
+
+function printReport(report: StatusReport): void {
+  process.stdout.write(`status at ${report.at}: ${report.ok ? 'all objectives met' : 'OBJECTIVE BREACHED'}\n`);
+  for (const d of report.databases) {
+    process.stdout.write(`\ndatabase ${d.database}\n`);
+    const backup = d.rpo.newestGoodBackup ? ` (newest good backup ${d.rpo.newestGoodBackup.id})` : ' (no good backup)';
+    process.stdout.write(`  RPO  ${objectiveLine(d.rpo)}${backup}\n`);
+    const proof = d.rto.verification ? ` (test restore of ${d.rto.verification.backupId} at ${d.rto.verification.finishedAt})` : ' (no passed deep verification)';
+    process.stdout.write(`  RTO  ${objectiveLine(d.rto)}${proof}\n`);
+    if (d.lastFailure) process.stdout.write(`  last failure: ${d.lastFailure.kind} at ${d.lastFailure.at}: ${d.lastFailure.message.split('\n')[0]}\n`);
+  }
+  process.stdout.write('\nrepositories\n');
+  for (const r of report.repositories) {
+    const state = r.reachable ? 'reachable' : `UNREACHABLE: ${r.error ?? 'could not list'}`;
+    process.stdout.write(`  ${r.repository}: ${state}, ${r.backups} backups, ${formatBytes(r.bytes)}\n`);
+  }
+}
+
+function objectiveLine(o: ObjectiveStatus): string {
+  const measured = o.measuredSeconds === null ? 'not measured' : formatAge(o.measuredSeconds * 1000);
+  const objective = o.objective ?? 'none set';
+  return `measured ${measured}, objective ${objective}: ${o.state}`;
+}

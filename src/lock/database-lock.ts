@@ -1,0 +1,167 @@
+/**
+ * Per-database locks stored in the repositories themselves, so that runs on
+ * different machines sharing a repository exclude each other: two backups of
+ * one database never run at once, and prune never deletes under a backup.
+ *
+ *   locks/<database>.json   { token, host, pid, purpose, startedAt, expiresAt }
+ *
+ * A holder renews `expiresAt` while it runs. A lock whose `expiresAt` has
+ * passed, or whose holder was a process on this host that no longer exists,
+ * is stale and is taken over with a warning.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { text } from 'node:stream/consumers';
+import { LockedError, NotFoundError } from '../errors.js';
+import type { Logger } from '../logging.js';
+import type { Storage } from '../storage/storage.js';
+
+export interface LockInfo {
+  token: string;
+  host: string;
+  pid: number;
+  purpose: string;
+  database: string;
+  startedAt: string;
+  expiresAt: string;
+}
+
+export interface LockOptions {
+  purpose: 'backup' | 'prune';
+  /** How long to wait for a busy lock; 0 fails at once. */
+  timeoutMs: number;
+  /** How long a lock stays valid without renewal. */
+  ttlMs?: number;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+const DEFAULT_TTL_MS = 5 * 60_000;
+const POLL_MS = 1000;
+
+export function lockKey(database: string): string {
+  return `locks/${database}.json`;
+}
+
+/** Takes the database's lock on every storage, waiting up to `timeoutMs` for a busy one. */
+export async function acquireDatabaseLock(storages: Storage[], database: string, options: LockOptions): Promise<HeldLock> {
+  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const attempt = await tryAcquireAll(storages, database, options, ttlMs);
+    if ('held' in attempt) return attempt.held;
+    if (Date.now() + POLL_MS > deadline || options.signal?.aborted) throw lockedError(database, attempt.holder, options.timeoutMs);
+    options.log.info({ database, holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+async function tryAcquireAll(storages: Storage[], database: string, options: LockOptions, ttlMs: number): Promise<{ held: HeldLock } | { holder: LockInfo }> {
+  const now = Date.now();
+  const info: LockInfo = {
+    token: randomUUID(),
+    host: hostname(),
+    pid: process.pid,
+    purpose: options.purpose,
+    database,
+    startedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + ttlMs).toISOString(),
+  };
+  const taken: Storage[] = [];
+  for (const storage of storages) {
+    const holder = await tryAcquire(storage, info, options.log);
+    if (holder) {
+      await Promise.all(taken.map((s) => releaseOn(s, info)));
+      return { holder };
+    }
+    taken.push(storage);
+  }
+  return { held: startRenewal(storages, info, ttlMs, options.log) };
+}
+
+/** Returns undefined when the lock was taken, or the current holder. */
+async function tryAcquire(storage: Storage, info: LockInfo, log: Logger): Promise<LockInfo | undefined> {
+  const key = lockKey(info.database);
+  const existing = await readLock(storage, key);
+  if (existing && !isStale(existing)) return existing;
+  if (existing) {
+    log.warn(
+      { repository: storage.name, database: info.database, holder: describeHolder(existing) },
+      `taking over a stale lock: ${describeHolder(existing)} did not finish (expired ${existing.expiresAt})`,
+    );
+    await storage.delete(key);
+  }
+  if (!(await storage.putIfAbsent(key, Buffer.from(JSON.stringify(info))))) return (await readLock(storage, key)) ?? info;
+  // Stores that ignore conditional writes let a concurrent writer overwrite
+  // the lock; reading it back shows who really holds it.
+  const written = await readLock(storage, key);
+  return written?.token === info.token ? undefined : written;
+}
+
+async function readLock(storage: Storage, key: string): Promise<LockInfo | undefined> {
+  try {
+    return JSON.parse(await text(await storage.get(key))) as LockInfo;
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    if (err instanceof SyntaxError) {
+      // A half-written or damaged lock cannot name a live holder; it expires like a crashed one.
+      return { token: '', host: 'unknown', pid: 0, purpose: 'unknown', database: '', startedAt: '', expiresAt: new Date(0).toISOString() };
+    }
+    throw err;
+  }
+}
+
+function isStale(lock: LockInfo): boolean {
+  if (Date.parse(lock.expiresAt) < Date.now()) return true;
+  return lock.host === hostname() && !processExists(lock.pid);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: Logger): HeldLock {
+  const timer = setInterval(() => {
+    info.expiresAt = new Date(Date.now() + ttlMs).toISOString();
+    const body = Buffer.from(JSON.stringify(info));
+    for (const storage of storages) {
+      storage.put(lockKey(info.database), body).catch((err) => log.warn({ err, repository: storage.name }, 'could not renew the database lock'));
+    }
+  }, Math.max(ttlMs / 3, 1000));
+  timer.unref();
+  return {
+    async release() {
+      clearInterval(timer);
+      await Promise.all(storages.map((s) => releaseOn(s, info)));
+    },
+  };
+}
+
+/** Deletes the lock only when it is still ours. */
+async function releaseOn(storage: Storage, info: LockInfo): Promise<void> {
+  const key = lockKey(info.database);
+  const current = await readLock(storage, key).catch(() => undefined);
+  if (current?.token === info.token) await storage.delete(key).catch(() => undefined);
+}
+
+function describeHolder(lock: LockInfo): string {
+  return `${lock.purpose} on host ${lock.host} (pid ${lock.pid}) started ${lock.startedAt}`;
+}
+
+function lockedError(database: string, holder: LockInfo, timeoutMs: number): LockedError {
+  const waited = timeoutMs > 0 ? ` after waiting ${Math.round(timeoutMs / 1000)}s` : '';
+  return new LockedError(`database ${database} is locked by a ${describeHolder(holder)}${waited}`, {
+    code: 'lock.busy',
+    object: lockKey(database),
+    hint: `Wait for that run to finish, or set backup.lockTimeout in the plan to wait for it. A lock left by a crashed process expires at ${holder.expiresAt}.`,
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * `drplan prune`: applies each repository's retention rules, removes partial
+ * objects left by interrupted runs, and records what it deleted.
+ */
+import type { CatalogEntry, BackupCopy } from '../backup/catalog.js';
+import { isGood, readCatalog } from '../backup/catalog.js';
+import type { RetentionConfig, RetentionRules } from '../config/schema.js';
+import type { PlanContext } from '../context.js';
+import { acquireDatabaseLock } from '../lock/database-lock.js';
+import type { ObjectInfo, Storage } from '../storage/storage.js';
+import { parseDuration } from '../util/duration.js';
+import { decideRetention, type RetentionDecision } from './policy.js';
+
+export interface PruneDecision extends RetentionDecision {
+  class: 'scheduled' | 'manual' | 'pre_restore';
+}
+
+export interface RepositoryPrune {
+  repository: string;
+  decisions: PruneDecision[];
+  /** Objects without metadata, older than the grace period. */
+  partials: { key: string; size: number; modified: string }[];
+  warnings: string[];
+}
+
+export interface PruneReport {
+  dryRun: boolean;
+  at: string;
+  repositories: RepositoryPrune[];
+}
+
+export interface PruneOptions {
+  dryRun: boolean;
+  now: Date;
+  signal?: AbortSignal;
+}
+
+/** Decides and, unless `dryRun`, carries out the deletions on every repository. */
+export async function runPrune(context: PlanContext, options: PruneOptions): Promise<PruneReport> {
+  const catalog = await readCatalog(context);
+  if (catalog.problems.length > 0) {
+    // Deciding on an incomplete picture could delete what only looks superseded.
+    throw catalog.problems[0]!.error;
+  }
+  const report: PruneReport = { dryRun: options.dryRun, at: options.now.toISOString(), repositories: [] };
+  for (const listing of catalog.listings) {
+    const config = context.plan.repositories.find((r) => r.name === listing.storage.name)!;
+    const copies = catalog.entries.flatMap((entry) => entry.copies.filter((c) => c.storage === listing.storage).map((copy) => ({ entry, copy })));
+    const result = planRepository(context, listing.storage.name, config.retention, copies, listing.objects, options.now);
+    if (!options.dryRun) await applyRepository(context, listing.storage, result, copies);
+    report.repositories.push(result);
+  }
+  return report;
+}
+
+function planRepository(
+  context: PlanContext,
+  repository: string,
+  retention: RetentionConfig | undefined,
+  copies: { entry: CatalogEntry; copy: BackupCopy }[],
+  objects: ObjectInfo[],
+  now: Date,
+): RepositoryPrune {
+  const decisions: PruneDecision[] = [];
+  const byGroup = new Map<string, { entry: CatalogEntry; copy: BackupCopy }[]>();
+  for (const item of copies) {
+    const group = `${item.entry.database}\u0000${item.entry.meta.origin}`;
+    byGroup.set(group, [...(byGroup.get(group) ?? []), item]);
+  }
+  for (const items of byGroup.values()) {
+    const origin = items[0]!.entry.meta.origin;
+    const rules = rulesFor(context, retention, origin);
+    const candidates = items.map(({ entry }) => ({ id: entry.id, database: entry.database, time: new Date(entry.meta.startedAt), good: isGood(entry) }));
+    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin })));
+  }
+  const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
+  const grace = parseDuration(retention?.partialGrace ?? '24h');
+  const partials = findPartials(objects, now.getTime() - grace).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
+  return { repository, decisions, partials, warnings };
+}
+
+/** The rules for one class of backups; the compliance cap of the plan applies to all. */
+function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, origin: PruneDecision['class']): RetentionRules {
+  const base: RetentionRules = retention ?? {};
+  const specific = origin === 'manual' ? retention?.manual : origin === 'pre_restore' ? retention?.preRestore : undefined;
+  const rules = { ...(specific ?? base) };
+  const caps = [rules.maxAgeDays, base.maxAgeDays, context.plan.compliance?.maxRetentionDays].filter((v): v is number => v !== undefined);
+  if (caps.length > 0) rules.maxAgeDays = Math.min(...caps);
+  return rules;
+}
+
+const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
+
+/** Objects of a backup whose metadata is missing, last modified before `before`. */
+export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[] {
+  const committed = new Set(objects.filter((o) => o.key.endsWith('.meta.json')).map((o) => o.key.replace(BACKUP_SUFFIX, '')));
+  return objects.filter((o) => !committed.has(o.key.replace(BACKUP_SUFFIX, '')) && o.modified.getTime() < before);
+}
+
+async function applyRepository(context: PlanContext, storage: Storage, result: RepositoryPrune, copies: { entry: CatalogEntry; copy: BackupCopy }[]): Promise<void> {
+  const log = context.log.child({ component: 'prune', repository: storage.name });
+  const databases = new Set([...result.decisions.filter((d) => d.delete).map((d) => d.database)]);
+  for (const database of databases) {
+    const lock = await acquireDatabaseLock([storage], database, { purpose: 'prune', timeoutMs: parseDuration(context.plan.backup.lockTimeout), log });
+    try {
+      for (const decision of result.decisions.filter((d) => d.delete && d.database === database)) {
+        const { copy } = copies.find((c) => c.entry.id === decision.id && c.entry.database === database)!;
+        await deleteCopy(storage, copy);
+        log.info({ backupId: decision.id, database, rule: decision.rule }, 'backup deleted');
+      }
+    } finally {
+      await lock.release();
+    }
+  }
+  for (const partial of result.partials) {
+    await storage.delete(partial.key);
+    log.info({ key: partial.key, bytes: partial.size }, 'partial object deleted');
+  }
+  await recordPrune(storage, result);
+}
+
+/** Deletes the metadata first, so the backup stops being committed before its data goes. */
+async function deleteCopy(storage: Storage, copy: BackupCopy): Promise<void> {
+  await storage.delete(copy.metaKey);
+  const keys = [copy.meta.dump.key, ...(copy.meta.globals ? [copy.meta.globals.key] : []), ...copy.verificationKeys];
+  for (const key of keys) await storage.delete(key);
+}
+
+async function recordPrune(storage: Storage, result: RepositoryPrune): Promise<void> {
+  const deleted = result.decisions.filter((d) => d.delete);
+  if (deleted.length === 0 && result.partials.length === 0) return;
+  const stamp = new Date().toISOString().replace(/[-:.]/g, '');
+  const record = { formatVersion: 1, at: new Date().toISOString(), deleted, partials: result.partials, warnings: result.warnings };
+  await storage.put(`prune/${stamp}.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
+}

@@ -1,0 +1,44 @@
+/**
+ * Failure events: a small record written to the repositories when a backup
+ * fails, so that `drplan status` on any machine can show the last failure.
+ *
+ *   events/<database>/<YYYYMMDDTHHMMSSmmmZ>.json
+ */
+import { text } from 'node:stream/consumers';
+import type { Logger } from '../logging.js';
+import type { Storage } from '../storage/storage.js';
+
+export interface FailureEvent {
+  kind: 'backup' | 'verify';
+  database: string;
+  backupId?: string;
+  at: string;
+  message: string;
+}
+
+/** Writes the event to every storage that accepts it; failures are logged, not thrown. */
+export async function recordFailure(storages: Storage[], event: FailureEvent, log: Logger): Promise<void> {
+  const key = `events/${event.database}/${event.at.replace(/[-:.]/g, '')}.json`;
+  const body = Buffer.from(`${JSON.stringify(event, null, 2)}\n`);
+  await Promise.all(storages.map((s) => s.put(key, body).catch((err) => log.debug({ err, repository: s.name }, 'could not record the failure event'))));
+}
+
+/** The newest failure event of `database` on any of the storages. */
+export async function lastFailureEvent(storages: Storage[], database: string): Promise<FailureEvent | undefined> {
+  let newest: { key: string; storage: Storage } | undefined;
+  for (const storage of storages) {
+    try {
+      for await (const object of storage.list(`events/${database}/`)) {
+        if (!newest || object.key > newest.key) newest = { key: object.key, storage };
+      }
+    } catch {
+      // An unreachable repository is reported in the repository section of the status.
+    }
+  }
+  if (!newest) return undefined;
+  try {
+    return JSON.parse(await text(await newest.storage.get(newest.key))) as FailureEvent;
+  } catch {
+    return undefined;
+  }
+}
