@@ -6,6 +6,8 @@
  */
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
 
 /** Field names shared by every log line. */
 export const LogField = {
@@ -24,9 +26,19 @@ export type { Logger };
 export function createLogger(level: string = process.env.DRPLAN_LOG_LEVEL ?? 'info'): Logger {
   const options = { level, base: undefined, redact: { paths: ['password', '*.password', 'url', '*.url'], censor: '[redacted]' } };
   if (process.stderr.isTTY) {
-    return pino(options, pretty({ destination: 2, sync: true, colorize: true, ignore: 'component', messageFormat: '{component}: {msg}' }));
+    return pino(options, pretty({ destination: terminalLines(), sync: true, colorize: true, ignore: 'component', messageFormat: '{component}: {msg}' }));
   }
   return pino(options, pino.destination({ fd: 2, sync: true }));
+}
+
+/** Writes to stderr, erasing a progress line first so a log line never lands after it. */
+function terminalLines(): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      writeSync(2, `\r\x1b[2K${chunk.toString()}`);
+      callback();
+    },
+  });
 }
 
 /** A logger that drops everything, for library callers that pass none. */

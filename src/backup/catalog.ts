@@ -131,20 +131,13 @@ function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {
   return [...byKey.values()].sort((a, b) => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.id.localeCompare(a.id));
 }
 
-/** Finds a backup by id, or the newest with `latest`; `database` narrows the search. */
+/** Finds a backup by id, or with `latest` the newest that is not a pre_restore backup; `database` narrows the search. */
 export function findBackup(catalog: Catalog, idOrLatest: string, database?: string): CatalogEntry {
   const candidates = catalog.entries.filter((e) => database === undefined || e.database === database);
   if (idOrLatest === 'latest') {
-    const databases = new Set(candidates.map((e) => e.database));
-    if (databases.size > 1) {
-      throw new UsageError(`"latest" is ambiguous: the repositories hold backups of ${[...databases].join(', ')}`, {
-        code: 'usage.latest',
-        hint: 'Pass --database NAME.',
-      });
-    }
-    const newest = candidates[0];
-    if (!newest) throw notFound(idOrLatest, database, catalog);
-    return newest;
+    // A pre_restore backup holds the state an in-place restore replaced, often
+    // the damaged one; "latest" must not bring that back by accident.
+    return findLatest(candidates.filter((e) => e.meta.origin !== 'pre_restore'), database, catalog);
   }
   const matches = candidates.filter((e) => e.id === idOrLatest);
   if (matches.length > 1) {
@@ -155,6 +148,19 @@ export function findBackup(catalog: Catalog, idOrLatest: string, database?: stri
   }
   if (!matches[0]) throw notFound(idOrLatest, database, catalog);
   return matches[0];
+}
+
+function findLatest(candidates: CatalogEntry[], database: string | undefined, catalog: Catalog): CatalogEntry {
+  const databases = new Set(candidates.map((e) => e.database));
+  if (databases.size > 1) {
+    throw new UsageError(`"latest" is ambiguous: the repositories hold backups of ${[...databases].join(', ')}`, {
+      code: 'usage.latest',
+      hint: 'Pass --database NAME.',
+    });
+  }
+  const newest = candidates[0];
+  if (!newest) throw notFound('latest', database, catalog);
+  return newest;
 }
 
 function notFound(id: string, database: string | undefined, catalog: Catalog): NotFoundError {

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
+import type { Compression, DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { AbortedError, UsageError } from '../errors.js';
 import { connect, connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
@@ -20,7 +20,7 @@ import type { Storage } from '../storage/storage.js';
 import { Meter } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
 import { compress, DEFAULT_LEVEL } from './compression.js';
-import { assertValidBackupId, backupKeys, defaultBackupId, type Area } from './layout.js';
+import { AREAS, assertValidBackupId, backupKeys, defaultBackupId, type Area } from './layout.js';
 import { isGood, readCatalog } from './catalog.js';
 import { serializeMetadata, type BackupFlag, type BackupMetadata } from './metadata.js';
 import { sizeFlags } from './sanity.js';
@@ -49,7 +49,7 @@ export async function runLogicalBackup(context: PlanContext, request: BackupRequ
   const keys = backupKeys(area, request.database.name, id, compression);
   const log = context.log.child({ component: 'backup', backupId: id, database: request.database.name });
 
-  await step('check repositories', () => checkRepositories(storages, keys, id));
+  await step('check repositories', () => checkRepositories(storages, request.database.name, id, plan.backup.compression));
   const lock = await step('lock database', () =>
     acquireDatabaseLock(storages, request.database.name, { purpose: 'backup', timeoutMs: parseDuration(plan.backup.lockTimeout), log, signal: request.signal }),
   );
@@ -77,7 +77,7 @@ async function backupLocked(context: PlanContext, request: BackupRequest, names:
   const { plan, storages } = context;
   const { id, origin, started, keys, log } = names;
   const compression = plan.backup.compression;
-  await step('check repositories', () => checkRepositories(storages, keys, id));
+  await step('check name', () => checkRepositories(storages, request.database.name, id, compression));
   const target = connectionTarget(request.database.url);
   const source = await step('connect to database', () => inspectSource(target));
   log.info({ server: source.server.version, pgDump: source.pgDump.path }, 'backup started');
@@ -127,14 +127,19 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function checkRepositories(storages: Storage[], keys: ReturnType<typeof backupKeys>, id: string): Promise<void> {
+/** Checks every repository is usable and holds no backup of the same id in either area. */
+async function checkRepositories(storages: Storage[], database: string, id: string, compression: Compression): Promise<void> {
   await Promise.all(storages.map((storage) => storage.check()));
+  const keys = AREAS.flatMap((area) => {
+    const k = backupKeys(area, database, id, compression);
+    return [k.meta, k.dump];
+  });
   for (const storage of storages) {
-    const existing = (await storage.stat(keys.meta)) ?? (await storage.stat(keys.dump));
-    if (existing) {
+    for (const key of keys) {
+      if (!(await storage.stat(key))) continue;
       throw new UsageError(`a backup named ${id} already exists in repository ${storage.name}`, {
         code: 'backup.exists',
-        object: existing.key,
+        object: key,
         hint: 'Choose another --name; drplan never overwrites a backup.',
       });
     }

@@ -15,10 +15,19 @@ export async function confirmDestructive(question: string, expected: string, yes
     });
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  let answer: string;
   try {
-    const answer = await prompt.question(`${question}\nType "${expected}" to continue: `);
-    if (answer.trim() !== expected) throw new AbortedError('not confirmed; nothing was changed', { code: 'usage.declined' });
+    answer = await prompt.question(`${question}\nType "${expected}" to continue: `);
+  } catch (err) {
+    // readline rejects with an AbortError on Ctrl-C at the prompt.
+    throw new AbortedError('interrupted at the confirmation prompt; nothing was changed', { code: 'usage.interrupted', cause: err });
   } finally {
     prompt.close();
+  }
+  if (answer.trim() !== expected) {
+    throw new UsageError(`not confirmed: the answer was not "${expected}"; nothing was changed`, {
+      code: 'usage.declined',
+      hint: `Run the command again and type ${expected} exactly, or pass --yes.`,
+    });
   }
 }

@@ -1,7 +1,7 @@
 /** `drplan list`: every committed backup on every repository, newest first. */
 import type { Command } from 'commander';
 import { lastVerificationOf, readCatalog } from '../backup/catalog.js';
-import { StorageError } from '../errors.js';
+import { NotFoundError, StorageError } from '../errors.js';
 import { formatBytes, formatDuration, loadContext, printJson, type GlobalOptions } from './common.js';
 
 export function registerList(program: Command): void {
@@ -13,6 +13,14 @@ export function registerList(program: Command): void {
     .action(async (options: { database?: string; json?: boolean }, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
       const catalog = await readCatalog(context, options.database);
+      const known = options.database === undefined || context.plan.databases.some((d) => d.name === options.database) || catalog.entries.length > 0;
+      if (!known) {
+        throw new NotFoundError(`database ${JSON.stringify(options.database)} is not in the plan and has no backups`, {
+          code: 'plan.database',
+          object: options.database,
+          hint: `Known databases: ${context.plan.databases.map((d) => d.name).join(', ')}.`,
+        });
+      }
       const rows = catalog.entries.map((entry) => ({
         id: entry.id,
         database: entry.database,

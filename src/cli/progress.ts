@@ -1,9 +1,16 @@
 /**
- * A byte counter with rate on a terminal (stderr); nothing when stderr is
- * not a TTY, so logs and pipes stay clean.
+ * A one-line byte counter with rate on a terminal (stderr); nothing when
+ * stderr is not a TTY, so logs and pipes stay clean.
+ *
+ * The line is redrawn with a carriage return and erased when done. Log lines
+ * on a terminal erase it before they print (see logging.ts), so the two never
+ * mix. cli-progress was tried first: its cursor save and restore garbled the
+ * screen as soon as a log line scrolled it.
  */
-import cliProgress from 'cli-progress';
 import { formatBytes } from './common.js';
+
+const CLEAR_LINE = '\r\x1b[2K';
+const REDRAW_MS = 250;
 
 export interface Progress {
   update(bytes: number): void;
@@ -13,16 +20,19 @@ export interface Progress {
 export function startProgress(label: string): Progress {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const started = Date.now();
-  const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: `${label} {size} read, {rate}/s`, hideCursor: true, clearOnComplete: true, fps: 4 },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(1, 0, { size: formatBytes(0), rate: formatBytes(0) });
+  let drawnAt = 0;
+  let shown = false;
   return {
     update(bytes) {
-      const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-      bar.update(0, { size: formatBytes(bytes), rate: formatBytes(Math.round(bytes / seconds)) });
+      const now = Date.now();
+      if (now - drawnAt < REDRAW_MS) return;
+      drawnAt = now;
+      const rate = bytes / Math.max((now - started) / 1000, 0.001);
+      process.stderr.write(`${CLEAR_LINE}${label}: ${formatBytes(bytes)} read, ${formatBytes(Math.round(rate))}/s`);
+      shown = true;
     },
-    stop: () => bar.stop(),
+    stop() {
+      if (shown) process.stderr.write(CLEAR_LINE);
+    },
   };
 }

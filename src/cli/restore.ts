@@ -60,6 +60,7 @@ export function registerRestore(program: Command): void {
         await confirmDestructive(`This will overwrite database ${plan.target.database} on ${plan.target.endpoint} with backup ${plan.entry.id}`, plan.target.database, options.yes ?? false, 'the in-place restore');
       }
       const result = await runRestore(context, request, plan);
+      for (const rejected of result.rejectedCopies) process.stderr.write(`warning: copy rejected, used the next repository: ${rejected}\n`);
       if (options.json) return printJson({ ...result, backup: result.backup.id });
       if (result.preRestoreBackup) process.stdout.write(`safety backup committed: ${result.preRestoreBackup}\n`);
       process.stdout.write(

@@ -5,7 +5,7 @@ import type { PlanContext } from '../context.js';
 import { IntegrityError } from '../errors.js';
 import { deepVerify } from '../verify/deep-verify.js';
 import { storeVerification, type VerificationRecord } from '../verify/records.js';
-import { failuresOf, verifyBackup, type VerifyResult } from '../verify/verify-backup.js';
+import { failuresOf, missingCopies, verifyBackup, type VerifyResult } from '../verify/verify-backup.js';
 import { formatDuration, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
 
 interface VerifyOptions {
@@ -24,9 +24,11 @@ export function registerVerify(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (backup: string, options: VerifyOptions, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
-      const entry = findBackup(await readCatalog(context, options.database), backup, options.database);
+      const catalog = await readCatalog(context, options.database);
+      const entry = findBackup(catalog, backup, options.database);
+      const missing = missingCopies(entry, catalog, context.plan.repositories.map((r) => r.name));
       const signal = interruptSignal();
-      const record = options.deep ? await deepVerify(context, entry, signal) : await checksumVerify(context, entry, signal, options.json ?? false);
+      const record = options.deep ? await deepVerify(context, entry, signal, missing) : await checksumVerify(context, entry, signal, options.json ?? false, missing);
       if (options.deep) printDeep(record, options.json ?? false);
       if (!record.ok) {
         throw new IntegrityError(`backup ${entry.id} failed ${options.deep ? 'deep ' : ''}verification:\n  ${record.failures.join('\n  ')}`, {
@@ -38,11 +40,12 @@ export function registerVerify(program: Command): void {
     });
 }
 
-async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean): Promise<VerificationRecord> {
+async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean, missing: string[]): Promise<VerificationRecord> {
   const startedAt = new Date();
   const result = await verifyBackup(entry, context.log.child({ component: 'verify' }), signal);
-  if (json) printJson(result);
-  else printChecksum(result);
+  if (missing.length > 0) result.ok = false;
+  if (json) printJson({ ...result, missing });
+  else printChecksum(result, missing);
   const record: VerificationRecord = {
     formatVersion: 1,
     backupId: entry.id,
@@ -51,14 +54,15 @@ async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal:
     ok: result.ok,
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    failures: failuresOf(result),
+    failures: [...missing, ...failuresOf(result)],
     checks: [...result.copies.flatMap((c) => c.checks.map((k) => ({ name: `${c.repository} ${k.name}`, ok: k.ok, detail: k.detail }))), ...result.sanity],
   };
   await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);
   return record;
 }
 
-function printChecksum(result: VerifyResult): void {
+function printChecksum(result: VerifyResult, missing: string[]): void {
+  for (const line of missing) process.stdout.write(`FAIL ${line}\n`);
   for (const copy of result.copies) {
     process.stdout.write(`${copy.ok ? 'ok  ' : 'FAIL'} ${copy.repository} ${copy.object}\n`);
     for (const check of copy.checks) process.stdout.write(`     ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);

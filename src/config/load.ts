@@ -58,7 +58,7 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, file: stri
         throw new ConfigError(`${file}: ${formatPath(fieldPath)} uses \${${variable}}, but the environment variable ${variable} is not set`, {
           code: 'config.variable',
           object: formatPath(fieldPath),
-          hint: `Set ${variable} in the environment of drplan, or write the value into the plan.`,
+          hint: `Set ${variable} in the environment of drplan.`,
         });
       }
       return replacement;
@@ -75,6 +75,7 @@ function validatePlan(raw: unknown, file: string): Plan {
   const result = planSchema.safeParse(raw ?? {});
   if (!result.success) throw configErrorFromZod(result.error, raw, file);
   checkUniqueNames(result.data, file);
+  rejectUnsupported(result.data, file);
   return result.data;
 }
 
@@ -82,18 +83,79 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
   const lines = error.issues.map((issue) => {
     const where = formatPath(issue.path as (string | number)[]);
     if (issue.code === 'unrecognized_keys') {
-      const keys = issue.keys.join(', ');
-      return `${where || '(top level)'}: unknown field ${keys}; expected one of the documented fields`;
+      const allowed = allowedKeysAt(issue.path as (string | number)[]);
+      return issue.keys.map((key) => `${where || '(top level)'}: unknown field ${key}; ${suggestion(key, allowed)}`).join('\n  ');
     }
     const value = valueAt(raw, issue.path as (string | number)[]);
-    const shown = value === undefined ? 'missing' : JSON.stringify(redactIfUrl(value));
-    return `${where || '(top level)'}: ${shown} is invalid; expected ${issue.message}`;
+    if (value === undefined) return `${where || '(top level)'}: missing; this field is required`;
+    const shown = JSON.stringify(redactIfUrl(value));
+    return `${where || '(top level)'}: ${shown} is invalid; expected ${expectation(issue)}`;
   });
   return new ConfigError(`invalid plan ${file}:\n  ${lines.join('\n  ')}`, {
     code: 'config.invalid',
     object: file,
     hint: 'Correct the fields listed above; `drplan init` writes a commented example.',
   });
+}
+
+/** What the schema expects, in words: zod's own messages start with "Invalid ...". */
+function expectation(issue: ZodError['issues'][number]): string {
+  if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (issue.code === 'invalid_type') return `a value of type ${issue.expected}`;
+  return issue.message;
+}
+
+/** The field names the schema allows at `fieldPath`, for suggestions. */
+function allowedKeysAt(fieldPath: (string | number)[]): string[] {
+  let schema: unknown = planSchema;
+  for (const part of fieldPath) {
+    schema = unwrap(schema);
+    const def = (schema as { def?: { type?: string; element?: unknown; shape?: Record<string, unknown> } }).def;
+    if (def?.type === 'array' && typeof part === 'number') schema = def.element;
+    else if (def?.type === 'object' && typeof part === 'string') schema = def.shape?.[part];
+    else return [];
+  }
+  const shape = (unwrap(schema) as { def?: { shape?: Record<string, unknown> } }).def?.shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+function unwrap(schema: unknown): unknown {
+  let current = schema as { def?: { type?: string; innerType?: unknown } };
+  while (current?.def && ['optional', 'default', 'nullable'].includes(current.def.type ?? '')) current = current.def.innerType as typeof current;
+  return current;
+}
+
+/** Suggests the closest allowed field, and lists them all. */
+function suggestion(key: string, allowed: string[]): string {
+  if (allowed.length === 0) return 'remove it';
+  const closest = allowed.map((name) => ({ name, distance: editDistance(key.toLowerCase(), name.toLowerCase()) })).sort((a, b) => a.distance - b.distance)[0]!;
+  const hint = closest.distance <= 3 ? `did you mean ${closest.name}? ` : '';
+  return `${hint}allowed fields here: ${allowed.join(', ')}`;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Rejects settings that promise protection drplan does not provide yet. */
+function rejectUnsupported(plan: Plan, file: string): void {
+  if (plan.compliance?.encryption === true) {
+    throw new ConfigError(`invalid plan ${file}: compliance.encryption: true is not supported yet; drplan does not encrypt backups`, {
+      code: 'config.unsupported',
+      object: 'compliance.encryption',
+      hint: 'Set it to false and encrypt where the backups are stored (S3 server-side encryption, an encrypted disk).',
+    });
+  }
 }
 
 function checkUniqueNames(plan: Plan, file: string): void {

@@ -114,6 +114,8 @@ incidents:
 
 compliance:
   maxRetentionDays: 90   # GDPR
-  encryption: true       # HIPAA
+  # HIPAA asks for encrypted backups. drplan does not encrypt yet and rejects
+  # "true" here; encrypt where backups are stored (S3 server-side encryption).
+  encryption: false
   auditTrail: true       # HIPAA: every restore is recorded
 `;

@@ -21,6 +21,8 @@ export interface FetchedBackup {
   /** The decompressed globals SQL, when the backup has it. */
   globalsSql?: string;
   copy: BackupCopy;
+  /** Copies tried first and rejected, with the reason. */
+  rejected: string[];
   /** Removes the temporary directory. */
   dispose(): Promise<void>;
 }
@@ -31,19 +33,19 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
   const dispose = () => rm(dir, { recursive: true, force: true });
   const failures: string[] = [];
   for (const copy of entry.copies) {
-    const repoLog = log.child({ repository: copy.storage.name, backupId: entry.id });
+    const repoLog = log.child({ repository: copy.storage.name });
     try {
       const archive = path.join(dir, 'archive.dump');
       await downloadChecked(copy, archive, signal);
       const globalsSql = copy.meta.globals ? await readGlobals(copy, signal) : undefined;
       repoLog.info({ key: copy.meta.dump.key, bytes: copy.meta.dump.bytes }, 'backup copy verified');
-      return { archive, globalsSql, copy, dispose };
+      return { archive, globalsSql, copy, rejected: failures, dispose };
     } catch (err) {
       if (signal?.aborted) {
         await dispose();
         throw new AbortedError('restore interrupted while reading the backup', { code: 'restore.aborted', cause: err });
       }
-      repoLog.warn({ err }, 'copy unusable, trying the next repository');
+      repoLog.warn({ reason: (err as Error).message }, 'copy unusable, trying the next repository');
       failures.push(`${copy.storage.name}: ${(err as Error).message}`);
     }
   }

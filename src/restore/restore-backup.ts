@@ -46,6 +46,8 @@ export interface RestoreResult {
   durationMs: number;
   rolesCreated: string[];
   preRestoreBackup?: string;
+  /** Copies on other repositories that were missing or corrupted, with the reason. */
+  rejectedCopies: string[];
 }
 
 /** What a restore would do, worked out without touching any database. */
@@ -109,6 +111,7 @@ export async function runRestore(context: PlanContext, request: RestoreRequest, 
       durationMs,
       rolesCreated,
       preRestoreBackup,
+      rejectedCopies: fetched.rejected,
     };
   } finally {
     await fetched.dispose();

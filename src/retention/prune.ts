@@ -73,6 +73,12 @@ function planRepository(
     const candidates = items.map(({ entry }) => ({ id: entry.id, database: entry.database, time: new Date(entry.meta.startedAt), good: isGood(entry) }));
     decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin })));
   }
+  // Each class is decided on its own, so a warning that no good backup remains
+  // is false while another class still keeps a good backup of that database.
+  const keepsGood = new Set(decisions.filter((d) => !d.delete && d.rule !== 'bad, newest').map((d) => d.database));
+  for (const decision of decisions) {
+    if (decision.warning !== undefined && keepsGood.has(decision.database)) delete decision.warning;
+  }
   const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
   const grace = parseDuration(retention?.partialGrace ?? '24h');
   const partials = findPartials(objects, now.getTime() - grace).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));

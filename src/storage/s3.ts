@@ -198,7 +198,8 @@ export class S3Storage implements Storage {
       });
     }
     if (status === undefined) {
-      return new ConnectionError(`repository ${this.name}: cannot reach ${this.endpointName()} to ${action} ${key}: ${error.message || error.code || error.name}`, {
+      const what = key === '.' ? '' : ` to ${action} ${key}`;
+      return new ConnectionError(`repository ${this.name}: cannot reach ${this.endpointName()}${what}: ${error.message || error.code || error.name}`, {
         code: 'storage.unreachable',
         object: this.endpointName(),
         hint: 'Check that the S3 endpoint is running and reachable, and the endpoint URL in the plan.',

@@ -17,12 +17,12 @@ import { failuresOf, verifyBackup } from './verify-backup.js';
 type TableResult = NonNullable<VerificationRecord['tables']>[number];
 type CheckOutcome = VerificationRecord['checks'][number];
 
-/** Runs a deep verification of `entry`, stores its record and returns it. */
-export async function deepVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal): Promise<VerificationRecord> {
+/** Runs a deep verification of `entry`, stores its record and returns it; `missing` lists copies that could not be checked. */
+export async function deepVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, missing: string[] = []): Promise<VerificationRecord> {
   const startedAt = new Date();
   const log = context.log.child({ component: 'verify', backupId: entry.id, database: entry.database });
   const checksum = await verifyBackup(entry, log, signal);
-  const failures = failuresOf(checksum);
+  const failures = [...missing, ...failuresOf(checksum)];
   const record: VerificationRecord = {
     formatVersion: 1,
     backupId: entry.id,

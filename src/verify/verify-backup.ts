@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { decompress } from '../backup/compression.js';
-import type { BackupCopy, CatalogEntry } from '../backup/catalog.js';
+import type { BackupCopy, Catalog, CatalogEntry } from '../backup/catalog.js';
 import type { BackupMetadata } from '../backup/metadata.js';
 import type { Logger } from '../logging.js';
 import { listArchive } from '../postgres/restore.js';
@@ -46,6 +46,22 @@ export async function verifyBackup(entry: CatalogEntry, log: Logger, signal?: Ab
   }
   const sanity: CheckResult[] = (entry.meta.flags ?? []).map((flag) => ({ name: 'sanity', ok: false, detail: `backup ${entry.id}: ${flag.message}` }));
   return { id: entry.id, database: entry.database, ok: copies.every((c) => c.ok) && sanity.length === 0, copies, sanity };
+}
+
+/**
+ * Names the repositories that should hold the backup (those it was written to
+ * and that are still in the plan) but returned no copy: unreachable ones, and
+ * ones where the copy is gone. A verification that skipped them would pass on
+ * less than the backup promised.
+ */
+export function missingCopies(entry: CatalogEntry, catalog: Catalog, planRepositories: string[]): string[] {
+  const present = new Set(entry.copies.map((c) => c.storage.name));
+  return entry.meta.repositories
+    .filter((name) => planRepositories.includes(name) && !present.has(name))
+    .map((name) => {
+      const problem = catalog.problems.find((p) => p.repository === name && p.key === undefined);
+      return problem ? `repository ${name} could not be read: ${problem.error.message}` : `repository ${name} holds no committed copy of backup ${entry.id}`;
+    });
 }
 
 /** Lists every failed check of a result, one line each. */

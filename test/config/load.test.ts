@@ -64,8 +64,8 @@ describe('loadPlan reference plan', () => {
     expect(plan.repositories[1]!.url).toBe('s3://shop-backups/drplan');
     expect(plan.repositories[1]!.region).toBe('eu-central-1');
     expect(plan.repositories[1]!.endpoint).toBeUndefined();
-    expect(plan.repositories[1]!.retention).toEqual({ keepDays: 90, maxAgeDays: 90 });
-    expect(plan.backup).toEqual({ compression: 'zstd', compressionLevel: 3 });
+    expect(plan.repositories[1]!.retention).toEqual({ keepDays: 90, maxAgeDays: 90, partialGrace: '24h' });
+    expect(plan.backup).toEqual({ compression: 'zstd', compressionLevel: 3, lockTimeout: '0s' });
     expect(plan.jobs).toHaveLength(6);
     expect(plan.scenarios?.map((scenario) => scenario.name)).toEqual(['database-corruption', 'complete-system-failure', 'data-breach', 'accidental-deletion']);
   });
@@ -78,7 +78,7 @@ describe('loadPlan reference plan', () => {
     expect(error.code).toBe('config.variable');
     expect(error.object).toBe('databases[0].url');
     expect(error.message).toBe(`${file}: databases[0].url uses \${SHOP_DB_PASSWORD}, but the environment variable SHOP_DB_PASSWORD is not set`);
-    expect(error.hint).toBe('Set SHOP_DB_PASSWORD in the environment of drplan, or write the value into the plan.');
+    expect(error.hint).toBe('Set SHOP_DB_PASSWORD in the environment of drplan.');
   });
 
   it('empty variable is substituted', async () => {
@@ -126,7 +126,7 @@ describe('loadPlan validation', () => {
 
     expect(error.code).toBe('config.invalid');
     expect(error.object).toBe(file);
-    expect(error.message).toBe(`invalid plan ${file}:\n  repositories[0]: unknown field bukket; expected one of the documented fields`);
+    expect(error.message).toBe(`invalid plan ${file}:\n  repositories[0]: unknown field bukket; allowed fields here: name, url, endpoint, region, forcePathStyle, retention`);
   });
 
   it('unknown top-level field', async () => {
@@ -135,7 +135,7 @@ describe('loadPlan validation', () => {
     const error = await loadError(file);
 
     expect(error.code).toBe('config.invalid');
-    expect(error.message).toBe(`invalid plan ${file}:\n  (top level): unknown field retention; expected one of the documented fields`);
+    expect(error.message).toBe(`invalid plan ${file}:\n  (top level): unknown field retention; allowed fields here: version, service, objectives, databases, repositories, backup, files, jobs, verify, scenarios, incidents, compliance`);
   });
 
   it('bad repository url', async () => {
@@ -160,7 +160,7 @@ describe('loadPlan validation', () => {
       `invalid plan ${file}:`,
       '  databases[0].name: "-shop" is invalid; expected a name of letters, digits, "_", "." or "-" (at most 63 characters)',
       '  repositories[0].url: "ftp://x" is invalid; expected file:///absolute/path or s3://bucket/prefix (bucket of 3-63 lowercase letters, digits, "." or "-")',
-      '  backup.compression: "lz4" is invalid; expected Invalid option: expected one of "zstd"|"gzip"|"none"',
+      '  backup.compression: "lz4" is invalid; expected one of "zstd", "gzip", "none"',
     ]);
   });
 
@@ -170,7 +170,7 @@ describe('loadPlan validation', () => {
     const error = await loadError(file);
 
     expect(error.code).toBe('config.invalid');
-    expect(error.message).toBe(`invalid plan ${file}:\n  databases[0].url: missing is invalid; expected Invalid input: expected string, received undefined`);
+    expect(error.message).toBe(`invalid plan ${file}:\n  databases[0].url: missing; this field is required`);
   });
 
   it('database password not shown', async () => {
@@ -205,7 +205,7 @@ describe('loadPlan validation', () => {
     expect(error.code).toBe('config.invalid');
     expect(error.message).not.toContain('hunter2');
     expect(error.message).toBe(
-      `invalid plan ${file}:\n  databases: {"name":"shop","url":"postgres://shop:***@127.0.0.1:5432/shop"} is invalid; expected Invalid input: expected array, received object`,
+      `invalid plan ${file}:\n  databases: {"name":"shop","url":"postgres://shop:***@127.0.0.1:5432/shop"} is invalid; expected a value of type array`,
     );
   });
 
@@ -237,7 +237,7 @@ describe('loadPlan validation', () => {
 
     expect(error.code).toBe('config.invalid');
     expect(error.message).toBe(
-      `invalid plan ${file}:\n  databases: missing is invalid; expected Invalid input: expected array, received undefined\n  repositories: missing is invalid; expected Invalid input: expected array, received undefined`,
+      `invalid plan ${file}:\n  databases: missing; this field is required\n  repositories: missing; this field is required`,
     );
   });
 
@@ -247,7 +247,7 @@ describe('loadPlan validation', () => {
     const plan = await loadPlan(file, {});
 
     expect(plan.version).toBe(1);
-    expect(plan.backup).toEqual({ compression: 'zstd' });
+    expect(plan.backup).toEqual({ compression: 'zstd', lockTimeout: '0s' });
   });
 });
 
@@ -300,5 +300,20 @@ describe('resolveConfigPath', () => {
   it('relative paths resolve against cwd', () => {
     expect(resolveConfigPath('plans/shop.yaml', {})).toBe(resolve('plans/shop.yaml'));
     expect(resolveConfigPath(undefined, { DRPLAN_CONFIG: 'plans/env.yaml' })).toBe(join(process.cwd(), 'plans', 'env.yaml'));
+  });
+});
+
+describe('loadPlan suggestions', () => {
+  it('suggests the closest field', async () => {
+    const file = await writePlan(MINIMAL_PLAN.replace('url: file:///var/backups/shop', 'url: file:///var/backups/shop\n    forcePathStlye: true'));
+    const error = await loadError(file);
+    expect(error.message).toContain('repositories[0]: unknown field forcePathStlye; did you mean forcePathStyle? allowed fields here:');
+  });
+
+  it('rejects encryption it cannot provide', async () => {
+    const file = await writePlan(`${MINIMAL_PLAN}compliance: { encryption: true }\n`);
+    const error = await loadError(file);
+    expect(error.code).toBe('config.unsupported');
+    expect(error.message).toContain('compliance.encryption: true is not supported yet; drplan does not encrypt backups');
   });
 });

@@ -61,8 +61,14 @@ describe('in-place restore', () => {
     ]);
   });
 
+  it('latest skips the pre-restore backup', async () => {
+    const dryRun = await runCli(['--config', planFile, 'restore', 'latest', '--target-database', 'x', '--dry-run'], { env });
+    expect(dryRun.stdout).toContain(`would restore backup ${backupId} `);
+  });
+
   it('pre-restore backup holds the replaced state', async () => {
-    const restoreSafety = await runCli(['--config', planFile, 'restore', 'latest', '--target-database', 'app_before'], { env });
+    const safety = /safety backup committed: (pre_restore_\d{8}_\d{6})/.exec(restore.stdout)![1]!;
+    const restoreSafety = await runCli(['--config', planFile, 'restore', safety, '--target-database', 'app_before'], { env });
     expect(restoreSafety.code, restoreSafety.stderr).toBe(0);
     const rows = await query<{ n: string; note: string }>(cluster.url('app_before'), 'SELECT count(*) AS n, min(note) FILTER (WHERE id = 1) AS note FROM orders');
     expect(rows).toEqual([{ n: '40', note: 'changed' }]);

@@ -478,7 +478,7 @@ describe('s3 backend', () => {
       expect(error).toBeInstanceOf(ConnectionError);
       expect((error as ConnectionError).code).toBe('storage.unreachable');
       expect((error as ConnectionError).object).toBe(endpoint);
-      expect((error as ConnectionError).message).toBe(`repository offsite: cannot reach ${endpoint} to check .: connect ECONNREFUSED ${endpoint.slice('http://'.length)}`);
+      expect((error as ConnectionError).message).toBe(`repository offsite: cannot reach ${endpoint}: connect ECONNREFUSED ${endpoint.slice('http://'.length)}`);
       expect((error as ConnectionError).hint).toBe('Check that the S3 endpoint is running and reachable, and the endpoint URL in the plan.');
       expect((error as ConnectionError).exitCode).toBe(3);
     });
