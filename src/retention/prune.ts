@@ -81,7 +81,9 @@ function planRepository(
   }
   const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
   const grace = parseDuration(retention?.partialGrace ?? '24h');
-  const partials = findPartials(objects, now.getTime() - grace).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
+  // The real clock, not --now, bounds the grace period: a what-if time in the
+  // future must not make a running backup's objects look abandoned.
+  const partials = findPartials(objects, Math.min(now.getTime(), Date.now()) - grace).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
   return { repository, decisions, partials, warnings };
 }
 

@@ -14,6 +14,7 @@ export interface TestRepository {
   endpoint?: string;
   region?: string;
   forcePathStyle?: boolean;
+  retention?: Record<string, unknown>;
 }
 
 const createdDirs: string[] = [];
@@ -50,7 +51,7 @@ export function s3Env(s3: S3TestServer): Record<string, string> {
 export async function writePlan(plan: { databases: { name: string; url: string }[]; repositories: TestRepository[]; [key: string]: unknown }): Promise<string> {
   const dir = await tempDir('drplan-plan-');
   const file = path.join(dir, 'drplan.yaml');
-  const repositories = plan.repositories.map(({ name, url, endpoint, region, forcePathStyle }) => ({ name, url, endpoint, region, forcePathStyle }));
+  const repositories = plan.repositories.map(({ name, url, endpoint, region, forcePathStyle, retention }) => ({ name, url, endpoint, region, forcePathStyle, retention }));
   await writeFile(file, stringify({ ...plan, repositories }));
   return file;
 }
