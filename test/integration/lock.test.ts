@@ -24,7 +24,7 @@ describe('database lock', () => {
   beforeAll(async () => {
     cluster = await startThrowawayCluster();
     await query(cluster.url(), 'CREATE DATABASE app');
-    await query(cluster.url('app'), "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g");
+    await query(cluster.url('app'), "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 5000) g");
     local = await fileRepository('local');
     databases = [{ name: 'app', url: cluster.url('app').replace(cluster.password, '${APP_PASSWORD}') }];
     env = { APP_PASSWORD: cluster.password };
@@ -73,6 +73,23 @@ describe('database lock', () => {
     expect(firstResult.code, firstResult.stderr).toBe(0);
     expect(secondResult.code, secondResult.stderr).toBe(0);
     expect(secondResult.stderr).toContain('waiting for the database lock');
+  });
+
+  it('prune waits for a running backup', async () => {
+    // Earlier tests left several committed backups; keepLast 1 makes prune want to delete.
+    await locker.query('ROLLBACK');
+    const prunePlan = await writePlan({ databases, repositories: [{ ...local, retention: { keepLast: 1 } }] });
+    await locker.query('BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE');
+    const backup = startCli(['--config', prunePlan, 'backup', '--name', 'during_prune'], { env });
+    await waitForChild(backup.child.pid!, 'pg_dump', '--format=custom');
+    const before = await runCli(['--config', prunePlan, 'list', '--json'], { env });
+    const prune = await runCli(['--config', prunePlan, 'prune'], { env });
+    expect(prune.code).toBe(7);
+    expect(prune.stderr).toContain(`database app is locked by a backup on host `);
+    const after = await runCli(['--config', prunePlan, 'list', '--json'], { env });
+    expect(after.stdout).toBe(before.stdout);
+    await locker.query('ROLLBACK');
+    expect((await backup.result).code).toBe(0);
   });
 
   it('stale lock is taken over', async () => {
