@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../src/postgres/cluster.js';
 import { runCli } from '../helpers/cli.js';
-import { loadSqlFile } from '../helpers/pg.js';
+import { loadSqlFile, query } from '../helpers/pg.js';
 import { fileRepository, s3Env, s3Repository, writePlan, type TestRepository } from '../helpers/plan.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3.js';
 
@@ -75,6 +75,16 @@ describe('deep verification', () => {
     const s3List = await runCli(['--config', s3Only, 'list', '--json'], { env });
     const [s3Row] = JSON.parse(s3List.stdout) as { lastVerification: { kind: string; ok: boolean } }[];
     expect(s3Row!.lastVerification).toMatchObject({ kind: 'deep', ok: true });
+  });
+
+  it('uses the verify server when named', async () => {
+    const serverPlan = await writePlan({ databases, repositories: [local], verify: { url: cluster.url().replace(cluster.password, '${CHINOOK_PASSWORD}') } });
+    const result = await runCli(['--config', serverPlan, 'verify', '--deep', backupId, '--json'], { env, timeoutMs: 120_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const record = JSON.parse(result.stdout) as { ok: boolean; target: string };
+    expect(record.target).toBe(`verify server 127.0.0.1:${cluster.port}`);
+    const leftovers = await query<{ datname: string }>(cluster.url(), "SELECT datname FROM pg_database WHERE datname LIKE 'drplan_verify_%'");
+    expect(leftovers).toEqual([]);
   });
 
   it('failing plan check fails', async () => {

@@ -108,6 +108,19 @@ describe('failures', () => {
     expect(restore.code).toBe(5);
   });
 
+  it('tiny backup is flagged', async () => {
+    await query(cluster.url(), 'CREATE DATABASE empty_db');
+    const file = await writePlan({ databases: [{ name: 'empty', url: cluster.url('empty_db') }], repositories: [await fileRepository('tiny')] });
+    const backup = await runCli(['--config', file, 'backup', '--json'], { env });
+    expect(backup.code, backup.stderr).toBe(0);
+    const meta = JSON.parse(backup.stdout) as { storedBytes: number; flags: { code: string; message: string }[] };
+    expect(meta.flags).toEqual([{ code: 'size.tiny', message: `stored size ${meta.storedBytes} bytes is below the minimum of 1024 bytes` }]);
+    const verify = await runCli(['--config', file, 'verify', 'latest'], { env });
+    expect(verify.code).toBe(4);
+    expect(verify.stdout).toContain(`FAIL sanity: backup `);
+    expect(verify.stderr).toContain(`stored size ${meta.storedBytes} bytes is below the minimum of 1024 bytes`);
+  });
+
   it('unsafe backup name exits 2', async () => {
     const result = await runCli(['--config', planFile, 'backup', '--name', '../escape'], { env });
     expect(result.code).toBe(2);
