@@ -27,7 +27,7 @@ export interface RepositoryListing {
   objects: ObjectInfo[];
 }
 
-/** A backup with every repository that holds a committed copy of it. */
+/** A backup with every repository that has a committed copy of it. */
 export interface CatalogEntry {
   id: string;
   database: string;
@@ -104,7 +104,7 @@ export async function readVerification(storage: Storage, key: string | undefined
   }
 }
 
-/** The newest verification of the backup across its copies. */
+/** Returns the newest verification of the backup across its copies. */
 export function lastVerificationOf(entry: CatalogEntry): VerificationRecord | undefined {
   const records = entry.copies.flatMap((c) => (c.lastVerification ? [c.lastVerification] : []));
   return records.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))[0];

@@ -72,7 +72,7 @@ interface BackupNames {
   log: Logger;
 }
 
-/** The backup proper, run while holding the database lock. */
+/** Runs the backup proper while the caller holds the database lock. */
 async function backupLocked(context: PlanContext, request: BackupRequest, names: BackupNames): Promise<BackupMetadata> {
   const { plan, storages } = context;
   const { id, origin, started, keys, log } = names;
@@ -127,7 +127,7 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Checks every repository is usable and holds no backup of the same id in either area. */
+/** Checks that every repository is usable and has no backup of the same id in either area. */
 async function checkRepositories(storages: Storage[], database: string, id: string, compression: Compression): Promise<void> {
   await Promise.all(storages.map((storage) => storage.check()));
   const keys = AREAS.flatMap((area) => {
@@ -215,7 +215,7 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
   return { key, tables, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };
 }
 
-/** The user's interrupt wins over the errors it caused in the parts it stopped. */
+/** Chooses the error to report: the user's interrupt wins over the errors it caused. */
 function failureToReport(firstError: unknown, signal: AbortSignal): unknown {
   if (signal.aborted) return new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause: firstError });
   return firstError;

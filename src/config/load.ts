@@ -10,7 +10,7 @@ import type { ZodError } from 'zod';
 import { ConfigError } from '../errors.js';
 import { planSchema, type Plan } from './schema.js';
 
-/** The plan file path: `--config`, else `DRPLAN_CONFIG`, else `./drplan.yaml`. */
+/** Returns the plan file path: `--config`, else `DRPLAN_CONFIG`, else `./drplan.yaml`. */
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(flag ?? env.DRPLAN_CONFIG ?? 'drplan.yaml');
 }
@@ -98,14 +98,14 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
   });
 }
 
-/** What the schema expects, in words: zod's own messages start with "Invalid ...". */
+/** Describes what the schema expects, in words, because zod's own messages start with "Invalid ...". */
 function expectation(issue: ZodError['issues'][number]): string {
   if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   if (issue.code === 'invalid_type') return `a value of type ${issue.expected}`;
   return issue.message;
 }
 
-/** The field names the schema allows at `fieldPath`, for suggestions. */
+/** Returns the field names the schema allows at `fieldPath`, for suggestions. */
 function allowedKeysAt(fieldPath: (string | number)[]): string[] {
   let schema: unknown = planSchema;
   for (const part of fieldPath) {

@@ -50,7 +50,7 @@ export interface RestoreResult {
   rejectedCopies: string[];
 }
 
-/** What a restore would do, worked out without touching any database. */
+/** A resolved restore: the backup and the target, found without touching any database. */
 export interface RestorePlan {
   entry: CatalogEntry;
   target: ConnectionTarget;

@@ -83,7 +83,7 @@ function keepRules(good: RetentionCandidate[], rules: RetentionRules, now: Date)
   return kept;
 }
 
-/** The newest backup of each of the `count` most recent periods that have one (input newest first). */
+/** Picks the newest backup of each of the `count` most recent periods that have one (input newest first). */
 function newestPerPeriod(good: RetentionCandidate[], periodOf: (d: Date) => string, count: number): RetentionCandidate[] {
   const chosen: RetentionCandidate[] = [];
   const seen = new Set<string>();

@@ -87,7 +87,7 @@ function planRepository(
   return { repository, decisions, partials, warnings };
 }
 
-/** The rules for one class of backups; the compliance cap of the plan applies to all. */
+/** Returns the rules for one class of backups, with the plan's compliance cap applied to all of them. */
 function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, origin: PruneDecision['class']): RetentionRules {
   const base: RetentionRules = retention ?? {};
   const specific = origin === 'manual' ? retention?.manual : origin === 'pre_restore' ? retention?.preRestore : undefined;

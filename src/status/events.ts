@@ -23,7 +23,7 @@ export async function recordFailure(storages: Storage[], event: FailureEvent, lo
   await Promise.all(storages.map((s) => s.put(key, body).catch((err) => log.debug({ err, repository: s.name }, 'could not record the failure event'))));
 }
 
-/** The newest failure event of `database` on any of the storages. */
+/** Reads the newest failure event of `database` from any of the storages. */
 export async function lastFailureEvent(storages: Storage[], database: string): Promise<FailureEvent | undefined> {
   let newest: { key: string; storage: Storage } | undefined;
   for (const storage of storages) {

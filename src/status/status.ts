@@ -87,7 +87,7 @@ function judge(objective: string | undefined, measured: number | null, missingBr
   return { objective, objectiveSeconds, measuredSeconds: measured, state: measured <= objectiveSeconds ? 'met' : 'breached' };
 }
 
-/** The database's own objective, else the plan-wide one (a single value, or the `database` entry of a table). */
+/** Returns the database's own objective, else the plan-wide one (a single value, or the `database` entry of a table). */
 export function objectiveFor(plan: Plan, database: DatabaseConfig, kind: 'rpo' | 'rto'): string | undefined {
   const own = database.objectives?.[kind];
   if (own) return own;
@@ -98,7 +98,7 @@ export function objectiveFor(plan: Plan, database: DatabaseConfig, kind: 'rpo' |
 
 const MAX_RECORDS_READ = 50;
 
-/** The newest passed deep verification among the database's backups. */
+/** Finds the newest passed deep verification among the database's backups. */
 async function newestPassedDeep(entries: CatalogEntry[]): Promise<VerificationRecord | undefined> {
   let best: VerificationRecord | undefined;
   let reads = 0;
