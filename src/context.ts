@@ -15,8 +15,8 @@ export interface PlanContext {
 }
 
 /** Opens every repository of the plan. */
-export function createContext(plan: Plan, log: Logger): PlanContext {
-  return { plan, storages: plan.repositories.map(openStorage), log };
+export async function createContext(plan: Plan, log: Logger): Promise<PlanContext> {
+  return { plan, storages: await Promise.all(plan.repositories.map(openStorage)), log };
 }
 
 /** Finds a database of the plan by name; without a name the plan must have exactly one. */
