@@ -17,7 +17,7 @@ import type { Logger } from '../logging.js';
 import { parseDuration } from '../util/duration.js';
 import { recordFailure } from '../status/events.js';
 import type { Storage } from '../storage/storage.js';
-import { Meter } from '../util/streams.js';
+import { Meter, pipeInto } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
 import { compress, DEFAULT_LEVEL } from './compression.js';
 import { AREAS, assertValidBackupId, backupKeys, defaultBackupId, type Area } from './layout.js';
@@ -40,23 +40,25 @@ export interface BackupRequest {
 /** Takes a logical backup and returns its committed metadata. */
 export async function runLogicalBackup(context: PlanContext, request: BackupRequest): Promise<BackupMetadata> {
   const { plan, storages } = context;
-  const started = (request.now ?? (() => new Date()))();
+  const database = request.database.name;
   const origin = request.origin ?? (request.name ? 'manual' : 'scheduled');
-  const id = request.name ?? defaultBackupId(started, origin === 'pre_restore' ? 'pre_restore' : 'backup');
-  assertValidBackupId(id);
-  const area: Area = origin === 'scheduled' ? 'backups' : 'manual';
-  const compression = plan.backup.compression;
-  const keys = backupKeys(area, request.database.name, id, compression);
-  const log = context.log.child({ component: 'backup', backupId: id, database: request.database.name });
+  const log = context.log.child({ component: 'backup', database });
+  if (request.name) assertValidBackupId(request.name);
 
-  await step('check repositories', () => checkRepositories(storages, request.database.name, id, plan.backup.compression));
+  // A chosen name is checked before waiting for the lock so that a clash fails at once.
+  await step('check repositories', () => checkRepositories(storages, database, request.name, plan.backup.compression));
   const lock = await step('lock database', () =>
-    acquireDatabaseLock(storages, request.database.name, { purpose: 'backup', timeoutMs: parseDuration(plan.backup.lockTimeout), log, signal: request.signal }),
+    acquireDatabaseLock(storages, database, { purpose: 'backup', timeoutMs: parseDuration(plan.backup.lockTimeout), log, signal: request.signal }),
   );
+  let id = request.name;
   try {
-    return await backupLocked(context, request, { id, origin, started, keys, log });
+    // The default id and the start time are taken under the lock, so a run
+    // that waited for another gets its own time and name.
+    const named = await step('choose name', () => chooseId(context, request, origin));
+    id = named.id;
+    return await backupLocked(context, request, { ...named, origin, log: log.child({ backupId: named.id }) });
   } catch (err) {
-    const event = { kind: 'backup' as const, database: request.database.name, backupId: id, at: new Date().toISOString(), message: (err as Error).message };
+    const event = { kind: 'backup' as const, database, backupId: id, at: new Date().toISOString(), message: (err as Error).message };
     await recordFailure(storages, event, log);
     throw err;
   } finally {
@@ -72,12 +74,34 @@ interface BackupNames {
   log: Logger;
 }
 
+const ID_ATTEMPTS = 3;
+
+/**
+ * Picks the backup id and start time. A default id names the second, so when
+ * the previous backup of the same second still holds it, the next second is used.
+ */
+async function chooseId(context: PlanContext, request: BackupRequest, origin: BackupMetadata['origin']): Promise<Omit<BackupNames, 'origin' | 'log'>> {
+  const compression = context.plan.backup.compression;
+  const area: Area = origin === 'scheduled' ? 'backups' : 'manual';
+  const now = request.now ?? (() => new Date());
+  for (let attempt = 1; ; attempt++) {
+    const started = now();
+    const id = request.name ?? defaultBackupId(started, origin === 'pre_restore' ? 'pre_restore' : 'backup');
+    try {
+      await checkRepositories(context.storages, request.database.name, id, compression);
+      return { id, started, keys: backupKeys(area, request.database.name, id, compression) };
+    } catch (err) {
+      if (request.name || attempt >= ID_ATTEMPTS || !(err instanceof UsageError)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 10));
+    }
+  }
+}
+
 /** Runs the backup proper while the caller holds the database lock. */
 async function backupLocked(context: PlanContext, request: BackupRequest, names: BackupNames): Promise<BackupMetadata> {
   const { plan, storages } = context;
   const { id, origin, started, keys, log } = names;
   const compression = plan.backup.compression;
-  await step('check name', () => checkRepositories(storages, request.database.name, id, compression));
   const target = connectionTarget(request.database.url);
   const source = await step('connect to database', () => inspectSource(target));
   log.info({ server: source.server.version, pgDump: source.pgDump.path }, 'backup started');
@@ -127,9 +151,10 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Checks that every repository is usable and has no backup of the same id in either area. */
-async function checkRepositories(storages: Storage[], database: string, id: string, compression: Compression): Promise<void> {
+/** Checks that every repository is usable and, given an id, has no backup of that id in either area. */
+async function checkRepositories(storages: Storage[], database: string, id: string | undefined, compression: Compression): Promise<void> {
   await Promise.all(storages.map((storage) => storage.check()));
+  if (id === undefined) return;
   const keys = AREAS.flatMap((area) => {
     const k = backupKeys(area, database, id, compression);
     return [k.meta, k.dump];
@@ -165,7 +190,7 @@ async function captureGlobals(context: PlanContext, source: SourceInfo, target: 
   const meter = new Meter({ sha256: true });
   const compressed = compress(Readable.from([dump.sql]), context.plan.backup.compression, context.plan.backup.compressionLevel, signal);
   const chunks: Buffer[] = [];
-  for await (const chunk of compressed.output.pipe(meter)) chunks.push(chunk as Buffer);
+  for await (const chunk of pipeInto(compressed.output, meter)) chunks.push(chunk as Buffer);
   await compressed.done;
   await Promise.all(context.storages.map((storage) => storage.put(key, Buffer.concat(chunks), { signal })));
   return { key, bytes: meter.bytes, sha256: meter.digest(), rolePasswords: dump.rolePasswords };
@@ -188,11 +213,11 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
   const log = context.log.child({ component: 'backup', database: request.database.name });
   const dump = startDump(source.pgDump, target, { snapshot: rows[0]!.snapshot, signal: controller.signal });
   const raw = new Meter({}, request.onProgress);
-  const compressed = compress((dump.stdout as Readable).pipe(raw), context.plan.backup.compression, context.plan.backup.compressionLevel, controller.signal);
+  const compressed = compress(pipeInto(dump.stdout, raw), context.plan.backup.compression, context.plan.backup.compressionLevel, controller.signal);
   const stored = new Meter({ sha256: true });
   const parts = [
     countTableRows(client),
-    writeToAll(context.storages, key, compressed.output.pipe(stored), controller.signal, log),
+    writeToAll(context.storages, key, pipeInto(compressed.output, stored), controller.signal, log),
     dump.done,
     compressed.done,
   ] as const;

@@ -36,6 +36,9 @@ export function interruptSignal(): AbortSignal {
   const onSignal = (name: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(ExitCode.interrupted);
     process.stderr.write(`\n${name} received: stopping and cleaning up\n`);
+    // Should a stopped step never settle, Node exits when nothing is left to
+    // run; the exit code must still say "interrupted", never success.
+    process.exitCode = ExitCode.interrupted;
     controller.abort(new Error(`${name} received`));
   };
   process.on('SIGINT', onSignal);

@@ -28,7 +28,9 @@ export function startProgress(label: string): Progress {
       if (now - drawnAt < REDRAW_MS) return;
       drawnAt = now;
       const rate = bytes / Math.max((now - started) / 1000, 0.001);
-      process.stderr.write(`${CLEAR_LINE}${label}: ${formatBytes(bytes)} read, ${formatBytes(Math.round(rate))}/s`);
+      const line = `${label}: ${formatBytes(bytes)} read, ${formatBytes(Math.round(rate))}/s`;
+      // A line wider than the terminal wraps, and the carriage return then redraws only its last part.
+      process.stderr.write(`${CLEAR_LINE}${line.slice(0, Math.max((process.stderr.columns ?? 80) - 1, 1))}`);
       shown = true;
     },
     stop() {

@@ -22,7 +22,9 @@ export function registerPrune(program: Command): void {
       const report = await runPrune(context, { dryRun: options.dryRun ?? false, now: parseNow(options.now) });
       if (options.json) printJson(report);
       else printReport(report);
-      for (const warning of report.repositories.flatMap((r) => r.warnings)) process.stderr.write(`warning: ${warning}\n`);
+      for (const repo of report.repositories) {
+        for (const warning of repo.warnings) process.stderr.write(`warning: repository ${repo.repository}: ${warning}\n`);
+      }
     });
 }
 
@@ -44,5 +46,6 @@ function printReport(report: PruneReport): void {
       process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${d.database}/${d.id} (${d.class}): ${d.rule}\n`);
     }
     for (const p of repo.partials) process.stdout.write(`  ${verb} partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified})\n`);
+    for (const w of repo.incomplete) process.stdout.write(`  ${report.dryRun ? 'would remove' : 'removed'} incomplete write ${w.key} (started ${w.started})\n`);
   }
 }

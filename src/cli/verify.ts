@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
 import type { PlanContext } from '../context.js';
-import { IntegrityError } from '../errors.js';
+import { AbortedError, IntegrityError } from '../errors.js';
 import { deepVerify } from '../verify/deep-verify.js';
 import { storeVerification, type VerificationRecord } from '../verify/records.js';
 import { failuresOf, missingCopies, verifyBackup, type VerifyResult } from '../verify/verify-backup.js';
@@ -26,12 +26,13 @@ export function registerVerify(program: Command): void {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
       const catalog = await readCatalog(context, options.database);
       const entry = findBackup(catalog, backup, options.database);
-      const missing = missingCopies(entry, catalog, context.plan.repositories.map((r) => r.name));
+      const missing = await missingCopies(entry, catalog, context.plan.repositories.map((r) => r.name));
       const signal = interruptSignal();
       const record = options.deep ? await deepVerify(context, entry, signal, missing) : await checksumVerify(context, entry, signal, options.json ?? false, missing);
       if (options.deep) printDeep(record, options.json ?? false);
-      if (!record.ok) {
-        throw new IntegrityError(`backup ${entry.id} failed ${options.deep ? 'deep ' : ''}verification:\n  ${record.failures.join('\n  ')}`, {
+      const problems = [...(record.missing ?? []), ...record.failures];
+      if (problems.length > 0) {
+        throw new IntegrityError(`backup ${entry.id} failed ${options.deep ? 'deep ' : ''}verification:\n  ${problems.join('\n  ')}`, {
           code: 'verify.failed',
           object: entry.id,
           hint: 'Restore from another repository or an older backup, and find out why this one is bad (`drplan repo check`).',
@@ -43,8 +44,9 @@ export function registerVerify(program: Command): void {
 async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean, missing: string[]): Promise<VerificationRecord> {
   const startedAt = new Date();
   const result = await verifyBackup(entry, context.log.child({ component: 'verify' }), signal);
-  if (missing.length > 0) result.ok = false;
-  if (json) printJson({ ...result, missing });
+  // An interrupted check says nothing about the backup, so it is not recorded.
+  if (signal.aborted) throw new AbortedError('verification interrupted; no result was recorded', { code: 'verify.aborted' });
+  if (json) printJson({ ...result, ok: result.ok && missing.length === 0, missing });
   else printChecksum(result, missing);
   const record: VerificationRecord = {
     formatVersion: 1,
@@ -54,7 +56,8 @@ async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal:
     ok: result.ok,
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    failures: [...missing, ...failuresOf(result)],
+    failures: failuresOf(result),
+    missing,
     checks: [...result.copies.flatMap((c) => c.checks.map((k) => ({ name: `${c.repository} ${k.name}`, ok: k.ok, detail: k.detail }))), ...result.sanity],
   };
   await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);

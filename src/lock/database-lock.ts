@@ -10,6 +10,7 @@
  * is stale and is taken over with a warning.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { text } from 'node:stream/consumers';
 import { LockedError, NotFoundError } from '../errors.js';
@@ -55,7 +56,7 @@ export async function acquireDatabaseLock(storages: Storage[], database: string,
     const attempt = await tryAcquireAll(storages, database, options, ttlMs);
     if ('held' in attempt) return attempt.held;
     if (Date.now() + POLL_MS > deadline || options.signal?.aborted) throw lockedError(database, attempt.holder, options.timeoutMs);
-    options.log.info({ database, holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
+    options.log.info({ holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
@@ -89,10 +90,8 @@ async function tryAcquire(storage: Storage, info: LockInfo, log: Logger): Promis
   const existing = await readLock(storage, key);
   if (existing && !isStale(existing)) return existing;
   if (existing) {
-    log.warn(
-      { repository: storage.name, database: info.database, holder: describeHolder(existing) },
-      `taking over a stale lock: ${describeHolder(existing)} did not finish (expired ${existing.expiresAt})`,
-    );
+    const reason = Date.parse(existing.expiresAt) < Date.now() ? `its lock expired at ${existing.expiresAt}` : `process ${existing.pid} no longer exists`;
+    log.warn({ repository: storage.name, holder: describeHolder(existing) }, `taking over a stale lock: ${describeHolder(existing)} did not finish (${reason})`);
     await storage.delete(key);
   }
   if (!(await storage.putIfAbsent(key, Buffer.from(JSON.stringify(info))))) return (await readLock(storage, key)) ?? info;
@@ -123,9 +122,19 @@ function isStale(lock: LockInfo): boolean {
 function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/** A killed process stays a zombie until its parent reaps it; it no longer runs anything. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 

@@ -8,7 +8,7 @@ import { findPartials } from '../retention/prune.js';
 
 export interface RepositoryProblem {
   repository: string;
-  kind: 'unreachable' | 'unreadable metadata' | 'missing object' | 'size mismatch' | 'object without metadata';
+  kind: 'unreachable' | 'unreadable metadata' | 'missing object' | 'size mismatch' | 'object without metadata' | 'incomplete write';
   key: string;
   detail: string;
 }
@@ -34,6 +34,10 @@ export async function checkRepositories(context: PlanContext): Promise<Repositor
           else if (size !== object.bytes) problems.push({ repository, kind: 'size mismatch', key: object.key, detail: `stored ${size} bytes, metadata says ${object.bytes}` });
         }
       }
+    }
+    for await (const write of listing.storage.listIncomplete()) {
+      const detail = `started ${write.started.toISOString()}; a running backup, or one that crashed (prune removes it after the grace period)`;
+      problems.push({ repository, kind: 'incomplete write', key: write.key, detail });
     }
     for (const orphan of findPartials(listing.objects, Number.POSITIVE_INFINITY)) {
       problems.push({ repository, kind: 'object without metadata', key: orphan.key, detail: `${orphan.size} bytes, modified ${orphan.modified.toISOString()}; a partial or uncommitted backup` });

@@ -13,7 +13,7 @@ import { decompress } from '../backup/compression.js';
 import type { BackupCopy, CatalogEntry } from '../backup/catalog.js';
 import { AbortedError, IntegrityError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logging.js';
-import { Meter } from '../util/streams.js';
+import { Meter, pipeInto } from '../util/streams.js';
 
 export interface FetchedBackup {
   /** The decompressed pg_dump archive. */
@@ -60,7 +60,7 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
 async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSignal): Promise<void> {
   const { storage, meta } = copy;
   const meter = new Meter({ sha256: true });
-  const stored = (await storage.get(meta.dump.key, { signal })).pipe(meter);
+  const stored = pipeInto(await storage.get(meta.dump.key, { signal }), meter);
   const plain = decompress(stored, meta.compression.algorithm, signal);
   let decompressError: unknown;
   await Promise.all([pipeline(plain.output, createWriteStream(file), { signal }), plain.done]).catch((err) => {
@@ -73,7 +73,7 @@ async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSig
 async function readGlobals(copy: BackupCopy, signal?: AbortSignal): Promise<string> {
   const globals = copy.meta.globals!;
   const meter = new Meter({ sha256: true });
-  const plain = decompress((await copy.storage.get(globals.key, { signal })).pipe(meter), copy.meta.compression.algorithm, signal);
+  const plain = decompress(pipeInto(await copy.storage.get(globals.key, { signal }), meter), copy.meta.compression.algorithm, signal);
   const [sql] = await Promise.all([text(plain.output), plain.done]);
   checkDigest(copy, globals.key, meter.bytes, meter.digest(), globals.bytes, globals.sha256, undefined);
   return sql;

@@ -20,6 +20,8 @@ export interface RepositoryPrune {
   decisions: PruneDecision[];
   /** Objects without metadata, older than the grace period. */
   partials: { key: string; size: number; modified: string }[];
+  /** Temporary files and unfinished multipart uploads older than the grace period. */
+  incomplete: { key: string; started: string; uploadId?: string }[];
   warnings: string[];
 }
 
@@ -47,6 +49,7 @@ export async function runPrune(context: PlanContext, options: PruneOptions): Pro
     const config = context.plan.repositories.find((r) => r.name === listing.storage.name)!;
     const copies = catalog.entries.flatMap((entry) => entry.copies.filter((c) => c.storage === listing.storage).map((copy) => ({ entry, copy })));
     const result = planRepository(context, listing.storage.name, config.retention, copies, listing.objects, options.now);
+    result.incomplete = await findIncomplete(listing.storage, graceCutoff(config.retention, options.now));
     if (!options.dryRun) await applyRepository(context, listing.storage, result, copies);
     report.repositories.push(result);
   }
@@ -80,11 +83,25 @@ function planRepository(
     if (decision.warning !== undefined && keepsGood.has(decision.database)) delete decision.warning;
   }
   const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
-  const grace = parseDuration(retention?.partialGrace ?? '24h');
-  // The real clock, not --now, bounds the grace period: a what-if time in the
-  // future must not make a running backup's objects look abandoned.
-  const partials = findPartials(objects, Math.min(now.getTime(), Date.now()) - grace).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
-  return { repository, decisions, partials, warnings };
+  const partials = findPartials(objects, graceCutoff(retention, now)).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
+  return { repository, decisions, partials, incomplete: [], warnings };
+}
+
+/**
+ * Returns the time before which partial objects count as abandoned. The real
+ * clock, not --now, bounds it: a what-if time in the future must not make a
+ * running backup's objects look abandoned.
+ */
+function graceCutoff(retention: RetentionConfig | undefined, now: Date): number {
+  return Math.min(now.getTime(), Date.now()) - parseDuration(retention?.partialGrace ?? '24h');
+}
+
+async function findIncomplete(storage: Storage, before: number): Promise<RepositoryPrune['incomplete']> {
+  const found: RepositoryPrune['incomplete'] = [];
+  for await (const write of storage.listIncomplete()) {
+    if (write.started.getTime() < before) found.push({ key: write.key, started: write.started.toISOString(), uploadId: write.uploadId });
+  }
+  return found;
 }
 
 /** Returns the rules for one class of backups, with the plan's compliance cap applied to all of them. */
@@ -124,6 +141,10 @@ async function applyRepository(context: PlanContext, storage: Storage, result: R
     await storage.delete(partial.key);
     log.info({ key: partial.key, bytes: partial.size }, 'partial object deleted');
   }
+  for (const write of result.incomplete) {
+    await storage.abortIncomplete({ key: write.key, started: new Date(write.started), uploadId: write.uploadId });
+    log.info({ key: write.key }, 'incomplete write removed');
+  }
   await recordPrune(storage, result);
 }
 
@@ -136,8 +157,8 @@ async function deleteCopy(storage: Storage, copy: BackupCopy): Promise<void> {
 
 async function recordPrune(storage: Storage, result: RepositoryPrune): Promise<void> {
   const deleted = result.decisions.filter((d) => d.delete);
-  if (deleted.length === 0 && result.partials.length === 0) return;
+  if (deleted.length === 0 && result.partials.length === 0 && result.incomplete.length === 0) return;
   const stamp = new Date().toISOString().replace(/[-:.]/g, '');
-  const record = { formatVersion: 1, at: new Date().toISOString(), deleted, partials: result.partials, warnings: result.warnings };
+  const record = { formatVersion: 1, at: new Date().toISOString(), deleted, partials: result.partials, incomplete: result.incomplete, warnings: result.warnings };
   await storage.put(`prune/${stamp}.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
 }

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { NotFoundError, StorageError } from '../errors.js';
 import { assertSafeKey } from './keys.js';
-import type { ObjectInfo, PutOptions, Storage } from './storage.js';
+import type { IncompleteWrite, ObjectInfo, PutOptions, Storage } from './storage.js';
 
 /** Prefix of in-flight temporary files; a file with it and no writer is a partial object. */
 export const TEMP_PREFIX = '.drplan-tmp-';
@@ -108,9 +108,12 @@ export class FileStorage implements Storage {
     });
   }
 
-  /** Lists temporary files too, for cleanup of interrupted writes. */
-  async *listPartial(prefix: string): AsyncIterable<ObjectInfo> {
-    for await (const info of this.walk(this.root, prefix, true)) yield info;
+  async *listIncomplete(): AsyncIterable<IncompleteWrite> {
+    for await (const info of this.walk(this.root, '', true)) yield { key: info.key, started: info.modified };
+  }
+
+  async abortIncomplete(write: IncompleteWrite): Promise<void> {
+    await this.delete(write.key);
   }
 
   private async *walk(dir: string, prefix: string, partialOnly = false): AsyncIterable<ObjectInfo> {

@@ -8,7 +8,9 @@
  * friends, profiles, instance roles) and never from the plan file.
  */
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  ListMultipartUploadsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -20,7 +22,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
 import { ConnectionError, DrplanError, NotFoundError, StorageError } from '../errors.js';
 import { assertSafeKey } from './keys.js';
-import type { ObjectInfo, PutOptions, Storage } from './storage.js';
+import type { IncompleteWrite, ObjectInfo, PutOptions, Storage } from './storage.js';
 
 /** Part size and parallel parts of a multipart upload; memory use is about their product. */
 const PART_SIZE = 8 * 1024 * 1024;
@@ -138,6 +140,37 @@ export class S3Storage implements Storage {
 
   async delete(key: string): Promise<void> {
     await this.send('delete', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) })));
+  }
+
+  async *listIncomplete(): AsyncIterable<IncompleteWrite> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    const base = this.prefix ? `${this.prefix}/` : '';
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: base, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        // Some S3-compatible stores (s3rver among them) do not implement this call.
+        if (status === 501 || status === 405) return;
+        throw this.mapError('list uploads', '.', err);
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key || !upload.UploadId) continue;
+        yield { key: upload.Key.slice(base.length), started: upload.Initiated ?? new Date(0), uploadId: upload.UploadId };
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+  }
+
+  async abortIncomplete(write: IncompleteWrite): Promise<void> {
+    await this.send('abort upload', write.key, () =>
+      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(write.key), UploadId: write.uploadId })),
+    ).catch((err) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
   }
 
   async check(): Promise<void> {

@@ -14,6 +14,15 @@ export interface ObjectInfo {
   modified: Date;
 }
 
+/** A write that never completed: a temporary file, or an unfinished multipart upload. */
+export interface IncompleteWrite {
+  /** The key being written, or the temporary file's key. */
+  key: string;
+  started: Date;
+  /** The S3 multipart upload id. */
+  uploadId?: string;
+}
+
 export interface PutOptions {
   /** Aborting the signal aborts the write and leaves no object behind. */
   signal?: AbortSignal;
@@ -55,4 +64,11 @@ export interface Storage {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   delete(key: string): Promise<void>;
   check(): Promise<void>;
+  /**
+   * Lists writes left behind by crashed runs; a backend that cannot list
+   * them (an S3-compatible store without ListMultipartUploads) yields nothing.
+   */
+  listIncomplete(): AsyncIterable<IncompleteWrite>;
+  /** Removes one incomplete write; one already gone is not an error. */
+  abortIncomplete(write: IncompleteWrite): Promise<void>;
 }

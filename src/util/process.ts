@@ -52,6 +52,8 @@ export function startProcess(program: string, args: string[], options: ProcessOp
     stderr = (stderr + chunk).slice(-STDERR_KEEP_BYTES);
   });
   if (options.stdin && options.stdin !== 'ignore' && options.stdin !== 'pipe') {
+    // A failed input must end the child's input, or the child waits for more forever.
+    options.stdin.once('error', () => child.stdin!.destroy());
     options.stdin.pipe(child.stdin!);
     // The child may exit before reading all input (for example on an error);
     // its own exit status reports that, so a broken pipe here is not a second error.

@@ -5,6 +5,18 @@
 import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Transform, Writable, type TransformCallback } from 'node:stream';
 
+/**
+ * Pipes `source` into `destination` and passes a source error on by
+ * destroying the destination with it. Plain `.pipe()` leaves the destination
+ * open when the source fails (a dropped download), and everything
+ * downstream then waits forever.
+ */
+export function pipeInto<T extends NodeJS.WritableStream & { destroy(error?: Error): unknown }>(source: NodeJS.ReadableStream, destination: T): T {
+  source.once('error', (error: Error) => destination.destroy(error));
+  source.pipe(destination);
+  return destination;
+}
+
 /** Counts and optionally hashes (SHA-256) the bytes that pass through. */
 export class Meter extends Transform {
   bytes = 0;

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { CatalogEntry } from '../backup/catalog.js';
 import type { DatabaseConfig, VerifyCheck } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
+import { AbortedError } from '../errors.js';
 import { connectionTarget, quoteIdent, withClient } from '../postgres/connection.js';
 import { runRestore, type RestorePlan } from '../restore/restore-backup.js';
 import { openScratchServer } from './scratch.js';
@@ -22,7 +23,7 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
   const startedAt = new Date();
   const log = context.log.child({ component: 'verify', backupId: entry.id, database: entry.database });
   const checksum = await verifyBackup(entry, log, signal);
-  const failures = [...missing, ...failuresOf(checksum)];
+  const failures = failuresOf(checksum);
   const record: VerificationRecord = {
     formatVersion: 1,
     backupId: entry.id,
@@ -32,6 +33,7 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
     startedAt: startedAt.toISOString(),
     finishedAt: startedAt.toISOString(),
     failures,
+    missing,
     checks: [],
   };
 
@@ -40,6 +42,8 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
 
   record.ok = failures.length === 0;
   record.finishedAt = new Date().toISOString();
+  // An interrupted test restore says nothing about the backup, so it is not recorded.
+  if (signal.aborted) throw new AbortedError('deep verification interrupted; no result was recorded', { code: 'verify.aborted' });
   const failedStores = await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);
   for (const repository of failedStores) log.warn({ repository }, 'could not store the verification record on this repository');
   log.info({ durationMs: record.restoreMs, ok: record.ok }, 'deep verification finished');

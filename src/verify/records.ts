@@ -19,7 +19,14 @@ export const verificationSchema = z.object({
   /** Download plus pg_restore into the scratch database, in milliseconds (deep only). */
   restoreMs: z.number().optional(),
   target: z.string().optional(),
+  /** Problems with the checked copies; any of them makes `ok` false. */
   failures: z.array(z.string()),
+  /**
+   * Repositories that should hold a copy but could not be checked
+   * (unreachable, or the copy is gone). They fail the command, not the
+   * backup: `ok` describes the copies that were checked.
+   */
+  missing: z.array(z.string()).optional(),
   tables: z.array(z.object({ table: z.string(), expected: z.number(), actual: z.number().nullable(), ok: z.boolean() })).optional(),
   checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
 });

@@ -4,6 +4,8 @@
  * metadata, and the archive is readable by pg_restore.
  */
 import type { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import type { Storage } from '../storage/storage.js';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { decompress } from '../backup/compression.js';
@@ -12,7 +14,7 @@ import type { BackupMetadata } from '../backup/metadata.js';
 import type { Logger } from '../logging.js';
 import { listArchive } from '../postgres/restore.js';
 import { findTool } from '../postgres/tools.js';
-import { Meter } from '../util/streams.js';
+import { Meter, pipeInto } from '../util/streams.js';
 
 export interface CheckResult {
   name: 'exists' | 'size' | 'sha256' | 'archive' | 'globals' | 'sanity';
@@ -49,19 +51,39 @@ export async function verifyBackup(entry: CatalogEntry, log: Logger, signal?: Ab
 }
 
 /**
- * Names the repositories that should hold the backup (those it was written to
- * and that are still in the plan) but returned no copy: unreachable ones, and
- * ones where the copy is gone. A verification that skipped them would pass on
- * less than the backup promised.
+ * Names the repositories that should have a copy of the backup (those it was
+ * written to and that are still in the plan) but returned none: unreachable
+ * ones, and ones where the copy is gone. A copy that prune deleted by that
+ * repository's own retention rules, as its prune records show, is not missing.
  */
-export function missingCopies(entry: CatalogEntry, catalog: Catalog, planRepositories: string[]): string[] {
+export async function missingCopies(entry: CatalogEntry, catalog: Catalog, planRepositories: string[]): Promise<string[]> {
   const present = new Set(entry.copies.map((c) => c.storage.name));
-  return entry.meta.repositories
-    .filter((name) => planRepositories.includes(name) && !present.has(name))
-    .map((name) => {
-      const problem = catalog.problems.find((p) => p.repository === name && p.key === undefined);
-      return problem ? `repository ${name} could not be read: ${problem.error.message}` : `repository ${name} holds no committed copy of backup ${entry.id}`;
-    });
+  const missing: string[] = [];
+  for (const name of entry.meta.repositories.filter((r) => planRepositories.includes(r) && !present.has(r))) {
+    const problem = catalog.problems.find((p) => p.repository === name && p.key === undefined);
+    if (problem) {
+      missing.push(`repository ${name} could not be read: ${problem.error.message}`);
+      continue;
+    }
+    const listing = catalog.listings.find((l) => l.storage.name === name);
+    if (listing && (await prunedBackups(listing.storage)).has(`${entry.database}/${entry.id}`)) continue;
+    missing.push(`repository ${name} has no committed copy of backup ${entry.id}`);
+  }
+  return missing;
+}
+
+/** Reads the prune records of a repository: the `database/id` of every backup prune deleted there. */
+async function prunedBackups(storage: Storage): Promise<Set<string>> {
+  const deleted = new Set<string>();
+  for await (const object of storage.list('prune/')) {
+    try {
+      const record = JSON.parse(await text(await storage.get(object.key))) as { deleted?: { database: string; id: string }[] };
+      for (const entry of record.deleted ?? []) deleted.add(`${entry.database}/${entry.id}`);
+    } catch {
+      // An unreadable prune record proves nothing; the copy then counts as missing.
+    }
+  }
+  return deleted;
 }
 
 /** Lists every failed check of a result, one line each. */
@@ -88,7 +110,11 @@ async function verifyCopy(copy: BackupCopy, signal?: AbortSignal): Promise<CopyR
 async function readAndCheck(get: (key: string) => Promise<Readable>, meta: BackupMetadata, where: string, signal?: AbortSignal): Promise<CheckResult[]> {
   const tool = await findTool('pg_restore', meta.server.major, meta.server.version);
   const meter = new Meter({ sha256: true });
-  const stored = (await get(meta.dump.key)).pipe(meter);
+  const stored = pipeInto(await get(meta.dump.key), meter);
+  let readError: Error | undefined;
+  stored.once('error', (err) => {
+    readError = err;
+  });
   const plain = decompress(stored, meta.compression.algorithm, signal);
   const [listed, decompressed] = await Promise.allSettled([listArchive(tool, plain.output, signal), plain.done]);
   const archive: CheckResult = { name: 'archive', ok: true, detail: `${where}: pg_restore --list read the archive` };
@@ -97,7 +123,8 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
   } else {
     const failure = (decompressed.status === 'rejected' ? decompressed.reason : (listed as PromiseRejectedResult).reason) as Error;
     archive.ok = false;
-    archive.detail = `${where}: archive unreadable: ${failure.message}`;
+    // A failed read is the cause; the decompressor then only sees truncated input.
+    archive.detail = readError ? `${where}: reading the object failed: ${readError.message}` : `${where}: archive unreadable: ${failure.message}`;
     await drain(stored);
   }
   const actual = meter.digest();

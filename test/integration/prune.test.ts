@@ -373,6 +373,8 @@ describe('prune', () => {
         await file.delete(key);
       },
       check: () => file.check(),
+      listIncomplete: () => file.listIncomplete(),
+      abortIncomplete: (write) => file.abortIncomplete(write),
     };
 
     await runPrune({ plan, storages: [recording], log: silentLogger }, { dryRun: false, now: new Date(NOW) });
@@ -444,7 +446,7 @@ describe('prune', () => {
 
     const warning = 'the compliance cap of 90 days deletes backup_20260904_020000, the newest good backup of app; no good backup remains';
     expect(result.code).toBe(0);
-    expect(result.stderr.split('\n').filter((line) => line.startsWith('warning: '))).toEqual([`warning: ${warning}`]);
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('warning: '))).toEqual([`warning: repository local: ${warning}`]);
     expect(parseReport(result.stdout).repositories[0]!.warnings).toEqual([warning]);
     expect(await backupFiles(repo.dir)).toEqual([]);
   });
