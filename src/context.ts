@@ -19,6 +19,11 @@ export async function createContext(plan: Plan, log: Logger): Promise<PlanContex
   return { plan, storages: await Promise.all(plan.repositories.map(openStorage)), log };
 }
 
+/** Returns `name`, or the only database of a plan that has exactly one. */
+export function defaultDatabaseName(plan: Plan, name: string | undefined): string | undefined {
+  return name ?? (plan.databases.length === 1 ? plan.databases[0]!.name : undefined);
+}
+
 /** Finds a database of the plan by name; without a name the plan must have exactly one. */
 export function selectDatabase(plan: Plan, name: string | undefined): DatabaseConfig {
   if (name === undefined) {

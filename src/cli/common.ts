@@ -20,9 +20,13 @@ export function logger(options: GlobalOptions = {}): Logger {
   return rootLogger;
 }
 
-/** Loads the plan named by `--config`/`DRPLAN_CONFIG` and opens its repositories. */
-export async function loadContext(options: GlobalOptions): Promise<PlanContext> {
-  const plan = await loadPlan(resolveConfigPath(options.config));
+/**
+ * Loads the plan named by `--config`/`DRPLAN_CONFIG` and opens its
+ * repositories. Commands that never connect to the plan's databases pass
+ * `repositoriesOnly`, so an unset password variable does not stop them.
+ */
+export async function loadContext(options: GlobalOptions, use: { repositoriesOnly?: boolean } = {}): Promise<PlanContext> {
+  const plan = await loadPlan(resolveConfigPath(options.config), process.env, { deferDatabaseVariables: use.repositoriesOnly });
   return createContext(plan, logger(options));
 }
 

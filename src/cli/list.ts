@@ -11,7 +11,7 @@ export function registerList(program: Command): void {
     .option('--database <name>', 'only backups of this database')
     .option('--json', 'print a JSON array')
     .action(async (options: { database?: string; json?: boolean }, command: Command) => {
-      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
       const catalog = await readCatalog(context, options.database);
       const known = options.database === undefined || context.plan.databases.some((d) => d.name === options.database) || catalog.entries.length > 0;
       if (!known) {

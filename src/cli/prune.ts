@@ -18,7 +18,7 @@ export function registerPrune(program: Command): void {
     .option('--json', 'print the decisions as JSON')
     .option('--now <time>', 'evaluate the rules as of this ISO 8601 time instead of now (for what-if runs)')
     .action(async (options: PruneOptions, command: Command) => {
-      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
       const report = await runPrune(context, { dryRun: options.dryRun ?? false, now: parseNow(options.now) });
       if (options.json) printJson(report);
       else printReport(report);

@@ -11,7 +11,7 @@ export function registerRepo(program: Command): void {
     .description('list metadata without objects, objects without metadata, size mismatches and unreadable metadata')
     .option('--json', 'print the problems as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
-      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
       const problems = await checkRepositories(context);
       if (options.json) printJson(problems);
       else if (problems.length === 0) process.stdout.write(`all ${context.storages.length} repositories are consistent\n`);

@@ -1,6 +1,6 @@
 /** `drplan restore`: restore a backup side by side, or in place after a safety backup. */
 import type { Command } from 'commander';
-import { selectDatabase } from '../context.js';
+import { defaultDatabaseName, selectDatabase } from '../context.js';
 import { planRestore, runRestore, type RestoreRequest } from '../restore/restore-backup.js';
 import { formatDuration, interruptSignal, loadContext, positiveInt, printJson, type GlobalOptions } from './common.js';
 import { confirmDestructive } from './confirm.js';
@@ -37,7 +37,8 @@ export function registerRestore(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (backup: string, options: RestoreOptions, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
-      const database = options.database ? selectDatabase(context.plan, options.database) : undefined;
+      const databaseName = defaultDatabaseName(context.plan, options.database);
+      const database = databaseName ? selectDatabase(context.plan, databaseName) : undefined;
       const request: RestoreRequest = {
         backup,
         database,
@@ -51,7 +52,7 @@ export function registerRestore(program: Command): void {
         signal: interruptSignal(),
       };
       const plan = await planRestore(context, request);
-      const description = `restore backup ${plan.entry.id} (${plan.entry.meta.finishedAt}) of ${plan.entry.database} into database ${plan.target.database} on ${plan.target.endpoint}`;
+      const description = `restore backup ${plan.entry.id} (recovery point ${plan.entry.meta.startedAt}) of ${plan.entry.database} into database ${plan.target.database} on ${plan.target.endpoint}`;
       if (options.dryRun) {
         process.stdout.write(`dry run: would ${description}${request.inPlace ? ', after a pre_restore backup, replacing its current contents' : ''}\n`);
         return;

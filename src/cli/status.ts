@@ -16,7 +16,7 @@ export function registerStatus(program: Command): void {
     .description('measured RPO and RTO against the objectives, last failure, repository state; exits 6 when an objective is breached')
     .option('--json', 'print the report as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
-      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
       const report = await buildStatus(context);
       if (options.json) printJson(report);
       else printReport(report);
@@ -48,7 +48,9 @@ function printReport(report: StatusReport): void {
 }
 
 function objectiveLine(o: ObjectiveStatus): string {
-  const measured = o.measuredSeconds === null ? 'not measured' : formatAge(o.measuredSeconds * 1000);
-  const objective = o.objective ?? 'none set';
-  return `measured ${measured}, objective ${objective}: ${o.state}`;
+  const measured = o.measuredSeconds === null ? undefined : formatAge(o.measuredSeconds * 1000);
+  if (o.state === 'no objective') return `no objective set${measured ? `, measured ${measured}` : ''}`;
+  if (o.state === 'unmeasured') return `objective ${o.objective}, not measured yet`;
+  if (measured === undefined) return `objective ${o.objective}, nothing to measure: BREACHED`;
+  return `measured ${measured}, objective ${o.objective}: ${o.state === 'met' ? 'met' : 'BREACHED'}`;
 }

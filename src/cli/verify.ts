@@ -1,7 +1,7 @@
 /** `drplan verify`: check every copy of a backup against its metadata, and with --deep restore it. */
 import type { Command } from 'commander';
 import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
-import type { PlanContext } from '../context.js';
+import { defaultDatabaseName, type PlanContext } from '../context.js';
 import { AbortedError, IntegrityError } from '../errors.js';
 import { deepVerify } from '../verify/deep-verify.js';
 import { storeVerification, type VerificationRecord } from '../verify/records.js';
@@ -23,9 +23,10 @@ export function registerVerify(program: Command): void {
     .option('--deep', 'test-restore into a scratch database, compare row counts and run the plan checks')
     .option('--json', 'print the result as JSON')
     .action(async (backup: string, options: VerifyOptions, command: Command) => {
-      const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
-      const catalog = await readCatalog(context, options.database);
-      const entry = findBackup(catalog, backup, options.database);
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
+      const database = defaultDatabaseName(context.plan, options.database);
+      const catalog = await readCatalog(context, database);
+      const entry = findBackup(catalog, backup, database);
       const missing = await missingCopies(entry, catalog, context.plan.repositories.map((r) => r.name));
       const signal = interruptSignal();
       const record = options.deep ? await deepVerify(context, entry, signal, missing) : await checksumVerify(context, entry, signal, options.json ?? false, missing);

@@ -15,11 +15,21 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
   return path.resolve(flag ?? env.DRPLAN_CONFIG ?? 'drplan.yaml');
 }
 
+export interface LoadOptions {
+  /**
+   * Leave `${VAR}` as written in `databases[].url` when VAR is not set. For
+   * commands that read only the repositories (list, verify, status, prune),
+   * so they work on a machine that has the bucket credentials but not the
+   * database password; using such a URL fails with the variable named.
+   */
+  deferDatabaseVariables?: boolean;
+}
+
 /** Reads, substitutes and validates the plan at `file`. */
-export async function loadPlan(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Plan> {
+export async function loadPlan(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<Plan> {
   const text = await readPlanFile(file);
   const raw = parseYaml(text, file);
-  const substituted = substituteEnv(raw, env, file, []);
+  const substituted = substituteEnv(raw, env, file, [], options.deferDatabaseVariables ?? false);
   return validatePlan(substituted, file);
 }
 
@@ -49,24 +59,25 @@ function parseYaml(text: string, file: string): unknown {
 const VARIABLE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** Replaces `${VAR}` in every string value; `$${` stands for a literal `${`. */
-export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, file: string, fieldPath: (string | number)[]): unknown {
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, file: string, fieldPath: (string | number)[], deferDatabaseVariables = false): unknown {
   if (typeof value === 'string') {
+    const deferrable = deferDatabaseVariables && fieldPath[0] === 'databases' && fieldPath[2] === 'url';
     return value.replace(VARIABLE, (match, variable: string | undefined) => {
       if (variable === undefined) return '${';
       const replacement = env[variable];
-      if (replacement === undefined) {
-        throw new ConfigError(`${file}: ${formatPath(fieldPath)} uses \${${variable}}, but the environment variable ${variable} is not set`, {
-          code: 'config.variable',
-          object: formatPath(fieldPath),
-          hint: `Set ${variable} in the environment of drplan.`,
-        });
-      }
-      return replacement;
+      if (replacement !== undefined) return replacement;
+      if (deferrable) return match;
+      throw new ConfigError(`${file}: ${formatPath(fieldPath)} uses \${${variable}}, but the environment variable ${variable} is not set`, {
+        code: 'config.variable',
+        object: formatPath(fieldPath),
+        hint: `Set ${variable} in the environment of drplan.`,
+      });
     });
   }
-  if (Array.isArray(value)) return value.map((item, index) => substituteEnv(item, env, file, [...fieldPath, index]));
+  const recurse = (item: unknown, key: string | number) => substituteEnv(item, env, file, [...fieldPath, key], deferDatabaseVariables);
+  if (Array.isArray(value)) return value.map((item, index) => recurse(item, index));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, substituteEnv(item, env, file, [...fieldPath, key])]));
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, recurse(item, key)]));
   }
   return value;
 }
@@ -76,6 +87,7 @@ function validatePlan(raw: unknown, file: string): Plan {
   if (!result.success) throw configErrorFromZod(result.error, raw, file);
   checkUniqueNames(result.data, file);
   rejectUnsupported(result.data, file);
+  checkObjectiveTables(result.data, file);
   return result.data;
 }
 
@@ -102,6 +114,8 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
 function expectation(issue: ZodError['issues'][number]): string {
   if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   if (issue.code === 'invalid_type') return `a value of type ${issue.expected}`;
+  if (issue.code === 'too_small' && issue.origin === 'number') return `a number ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
+  if (issue.code === 'too_big' && issue.origin === 'number') return `a number ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`;
   return issue.message;
 }
 
@@ -147,8 +161,34 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/**
+ * A table of objectives (`rpo: { database: 24h, ... }`) must name the
+ * `database` category or every database without its own objective; a
+ * misspelt key would otherwise switch the objective off without a word.
+ */
+function checkObjectiveTables(plan: Plan, file: string): void {
+  for (const kind of ['rpo', 'rto'] as const) {
+    const table = plan.objectives?.[kind];
+    if (table === undefined || typeof table === 'string' || 'database' in table) continue;
+    const uncovered = plan.databases.filter((d) => d.objectives?.[kind] === undefined && !(d.name in table));
+    if (uncovered.length === 0) continue;
+    throw new ConfigError(`invalid plan ${file}: objectives.${kind} has no entry "database" and none for ${uncovered.map((d) => d.name).join(', ')}; found ${Object.keys(table).join(', ')}`, {
+      code: 'config.objectives',
+      object: `objectives.${kind}`,
+      hint: `Add a "database" entry (it applies to every database), or one per database name, or set databases[].objectives.${kind}.`,
+    });
+  }
+}
+
 /** Rejects settings that promise protection drplan does not provide yet. */
 function rejectUnsupported(plan: Plan, file: string): void {
+  if (plan.compliance?.auditTrail === true) {
+    throw new ConfigError(`invalid plan ${file}: compliance.auditTrail: true is not supported yet; drplan keeps no audit trail of restores`, {
+      code: 'config.unsupported',
+      object: 'compliance.auditTrail',
+      hint: 'Set it to false; until drplan records restores, keep the output of each restore run (stdout and the JSON logs on stderr).',
+    });
+  }
   if (plan.compliance?.encryption === true) {
     throw new ConfigError(`invalid plan ${file}: compliance.encryption: true is not supported yet; drplan does not encrypt backups`, {
       code: 'config.unsupported',

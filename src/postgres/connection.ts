@@ -4,7 +4,7 @@
  * `pg` clients with failures mapped onto drplan's error classes.
  */
 import pg from 'pg';
-import { ConnectionError, NotFoundError } from '../errors.js';
+import { ConfigError, ConnectionError, NotFoundError } from '../errors.js';
 
 /** A connection URI split so that the password never reaches argv or messages. */
 export interface ConnectionTarget {
@@ -20,6 +20,14 @@ export interface ConnectionTarget {
 
 /** Parses a libpq URI; `database` replaces the URI's database when given. */
 export function connectionTarget(uri: string, database?: string): ConnectionTarget {
+  const unset = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/.exec(uri);
+  if (unset) {
+    throw new ConfigError(`the database URL uses \${${unset[1]}}, but the environment variable ${unset[1]} is not set`, {
+      code: 'config.variable',
+      object: unset[1],
+      hint: `Set ${unset[1]} in the environment of drplan.`,
+    });
+  }
   const url = new URL(uri);
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   url.password = '';

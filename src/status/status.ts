@@ -60,7 +60,7 @@ async function databaseStatus(context: PlanContext, catalog: Catalog, database: 
   const rpoMeasured = newestGood ? Math.round((now.getTime() - Date.parse(newestGood.meta.startedAt)) / 1000) : null;
   const verification = await newestPassedDeep(entries);
   const rtoObjective = objectiveFor(context.plan, database, 'rto');
-  const rtoMeasured = verification?.restoreMs !== undefined ? Math.round(verification.restoreMs / 1000) : null;
+  const rtoMeasured = verification?.restoreMs !== undefined ? verification.restoreMs / 1000 : null;
   return {
     database: database.name,
     rpo: {

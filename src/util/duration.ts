@@ -11,6 +11,7 @@ export function parseDuration(text: string): number {
 
 /** Formats milliseconds as a short readable duration, for example `2h 5m` or `42s`. */
 export function formatAge(ms: number): string {
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
   const seconds = Math.round(ms / 1000);
   if (seconds < 120) return `${seconds}s`;
   const minutes = Math.round(seconds / 60);

@@ -12,6 +12,7 @@ import { decompress } from '../backup/compression.js';
 import type { BackupCopy, Catalog, CatalogEntry } from '../backup/catalog.js';
 import type { BackupMetadata } from '../backup/metadata.js';
 import type { Logger } from '../logging.js';
+import { NotFoundError } from '../errors.js';
 import { listArchive } from '../postgres/restore.js';
 import { findTool } from '../postgres/tools.js';
 import { Meter, pipeInto } from '../util/streams.js';
@@ -147,7 +148,8 @@ async function checkGlobals(copy: BackupCopy, signal?: AbortSignal): Promise<Che
     const ok = actual === globals.sha256 && meter.bytes === globals.bytes;
     return { name: 'globals', ok, detail: ok ? `${where}: SHA-256 matches` : `${where}: SHA-256 mismatch: expected ${globals.sha256}, got ${actual}` };
   } catch (err) {
-    return { name: 'globals', ok: false, detail: `${where}: ${(err as Error).message}` };
+    const detail = err instanceof NotFoundError ? `${where} is missing` : `${where}: ${(err as Error).message}`;
+    return { name: 'globals', ok: false, detail };
   }
 }
 

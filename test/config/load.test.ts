@@ -317,3 +317,25 @@ describe('loadPlan suggestions', () => {
     expect(error.message).toContain('compliance.encryption: true is not supported yet; drplan does not encrypt backups');
   });
 });
+
+describe('loadPlan objectives and promises', () => {
+  it('rejects a misspelt objective table', async () => {
+    const file = await writePlan(`${MINIMAL_PLAN}objectives:\n  rpo: { databse: 1h }\n`);
+    const error = await loadError(file);
+    expect(error.code).toBe('config.objectives');
+    expect(error.message).toContain('objectives.rpo has no entry "database" and none for shop; found databse');
+  });
+
+  it('rejects an audit trail it cannot keep', async () => {
+    const file = await writePlan(`${MINIMAL_PLAN}compliance: { auditTrail: true }\n`);
+    const error = await loadError(file);
+    expect(error.code).toBe('config.unsupported');
+    expect(error.message).toContain('compliance.auditTrail: true is not supported yet');
+  });
+
+  it('explains a number below its minimum', async () => {
+    const file = await writePlan(MINIMAL_PLAN.replace('url: file:///var/backups/shop', 'url: file:///var/backups/shop\n    retention: { keepLast: -1 }'));
+    const error = await loadError(file);
+    expect(error.message).toContain('repositories[0].retention.keepLast: -1 is invalid; expected a number > 0');
+  });
+});

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../src/postgres/cluster.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { loadSqlFile, query } from '../helpers/pg.js';
 import { fileRepository, s3Env, s3Repository, writePlan, type TestRepository } from '../helpers/plan.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3.js';
@@ -85,6 +85,16 @@ describe('deep verification', () => {
     expect(record.target).toBe(`verify server 127.0.0.1:${cluster.port}`);
     const leftovers = await query<{ datname: string }>(cluster.url(), "SELECT datname FROM pg_database WHERE datname LIKE 'drplan_verify_%'");
     expect(leftovers).toEqual([]);
+  });
+
+  it('interrupted run records nothing', async () => {
+    const before = await readdir(path.join(local.dir, 'backups', 'chinook'));
+    const started = startCli(['--config', planFile, 'verify', '--deep', backupId], { env, timeoutMs: 120_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    started.child.kill('SIGINT');
+    const result = await started.result;
+    expect(result.code).toBe(130);
+    expect(await readdir(path.join(local.dir, 'backups', 'chinook'))).toEqual(before);
   });
 
   it('failing plan check fails', async () => {

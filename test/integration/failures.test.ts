@@ -103,7 +103,7 @@ describe('failures', () => {
   it('unknown backup id exits 5', async () => {
     const verify = await runCli(['--config', planFile, 'verify', 'backup_19990101_000000'], { env });
     expect(verify.code).toBe(5);
-    expect(verify.stderr).toContain('backup backup_19990101_000000 not found in any repository');
+    expect(verify.stderr).toContain('backup backup_19990101_000000 not found for database app in any repository');
     const restore = await runCli(['--config', planFile, 'restore', 'backup_19990101_000000', '--target-database', 'x'], { env });
     expect(restore.code).toBe(5);
   });
@@ -119,6 +119,14 @@ describe('failures', () => {
     expect(verify.code).toBe(4);
     expect(verify.stdout).toContain(`FAIL sanity: backup `);
     expect(verify.stderr).toContain(`stored size ${meta.storedBytes} bytes is below the minimum of 1024 bytes`);
+  });
+
+  it('list needs no database password', async () => {
+    const result = await runCli(['--config', planFile, 'list'], { env: { ...env, APP_PASSWORD: undefined } });
+    expect(result.code, result.stderr).toBe(0);
+    const backup = await runCli(['--config', planFile, 'backup'], { env: { ...env, APP_PASSWORD: undefined } });
+    expect(backup.code).toBe(2);
+    expect(backup.stderr).toContain('databases[0].url uses ${APP_PASSWORD}, but the environment variable APP_PASSWORD is not set');
   });
 
   it('unsafe backup name exits 2', async () => {

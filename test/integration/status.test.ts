@@ -83,7 +83,7 @@ describe('status', () => {
     const verify = await runCli(['--config', planFile, 'verify', '--deep', 'latest'], { env, timeoutMs: 120_000 });
     expect(verify.code, verify.stderr).toBe(0);
     const text = await runCli(['--config', planFile, 'status'], { env });
-    expect(text.stdout).toMatch(/RTO {2}measured \d+s, objective 10m: met \(test restore of backup_\d{8}_\d{6} at /);
+    expect(text.stdout).toMatch(/RTO {2}measured [\d.]+s, objective 10m: met \(test restore of backup_\d{8}_\d{6} at /);
   });
 
   it('shows the last failure', async () => {
