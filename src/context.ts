@@ -1,5 +1,5 @@
 /**
- * What every command works with: the validated plan, its repositories opened
+ * The context of every command: the validated plan, its repositories opened
  * as storages, and a logger.
  */
 import type { DatabaseConfig, Plan } from './config/schema.js';

@@ -1,6 +1,6 @@
 /**
- * What every subcommand shares: loading the plan, the interrupt signal,
- * output helpers and the mapping from errors to messages and exit codes.
+ * Helpers shared by every subcommand: loading the plan, the interrupt signal,
+ * output and the mapping from errors to messages and exit codes.
  */
 import { loadPlan, resolveConfigPath } from '../config/load.js';
 import { createContext, type PlanContext } from '../context.js';
@@ -40,8 +40,8 @@ export function interruptSignal(): AbortSignal {
   const onSignal = (name: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(ExitCode.interrupted);
     process.stderr.write(`\n${name} received: stopping and cleaning up\n`);
-    // Should a stopped step never settle, Node exits when nothing is left to
-    // run; the exit code must still say "interrupted", never success.
+    // A stopped step that never settles lets Node exit when nothing is left
+    // to run. The exit code must then report an interrupt, never success.
     process.exitCode = ExitCode.interrupted;
     controller.abort(new Error(`${name} received`));
   };

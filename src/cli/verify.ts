@@ -45,7 +45,7 @@ export function registerVerify(program: Command): void {
 async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean, missing: string[]): Promise<VerificationRecord> {
   const startedAt = new Date();
   const result = await verifyBackup(entry, context.log.child({ component: 'verify' }), signal);
-  // An interrupted check says nothing about the backup, so it is not recorded.
+  // An interrupted check proves nothing about the backup, so it is not recorded.
   if (signal.aborted) throw new AbortedError('verification interrupted; no result was recorded', { code: 'verify.aborted' });
   if (json) printJson({ ...result, ok: result.ok && missing.length === 0, missing });
   else printChecksum(result, missing);

@@ -21,7 +21,7 @@ export interface ProcessOptions {
   gid?: number;
   /** Standard input: a stream to pipe, 'pipe' to write `child.stdin` yourself, or 'ignore' (the default). */
   stdin?: NodeJS.ReadableStream | 'ignore' | 'pipe';
-  /** What drplan was doing, for the error message. */
+  /** The operation drplan was doing, for the error message. */
   operation: string;
 }
 
@@ -41,8 +41,8 @@ export function startProcess(program: string, args: string[], options: ProcessOp
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: [options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    // Children get their own process group only by default in a shell; here
-    // they stay in drplan's group, so Ctrl-C on a terminal reaches them too.
+    // Children stay in drplan's process group, so Ctrl-C on a terminal reaches
+    // them too. The abort signal covers a SIGINT sent to drplan alone.
     uid: options.uid,
     gid: options.gid,
   });
@@ -55,8 +55,8 @@ export function startProcess(program: string, args: string[], options: ProcessOp
     // A failed input must end the child's input, or the child waits for more forever.
     options.stdin.once('error', () => child.stdin!.destroy());
     options.stdin.pipe(child.stdin!);
-    // The child may exit before reading all input (for example on an error);
-    // its own exit status reports that, so a broken pipe here is not a second error.
+    // The child may exit before it reads all input, for example on an error.
+    // Its exit status reports that, so a broken pipe here is not a second error.
     child.stdin!.on('error', () => undefined);
   }
   const stderrTail = () => lastLines(stderr, STDERR_TAIL_LINES);

@@ -42,7 +42,7 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
 
   record.ok = failures.length === 0;
   record.finishedAt = new Date().toISOString();
-  // An interrupted test restore says nothing about the backup, so it is not recorded.
+  // An interrupted test restore proves nothing about the backup, so it is not recorded.
   if (signal.aborted) throw new AbortedError('deep verification interrupted; no result was recorded', { code: 'verify.aborted' });
   const failedStores = await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);
   for (const repository of failedStores) log.warn({ repository }, 'could not store the verification record on this repository');

@@ -124,7 +124,7 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
   } else {
     const failure = (decompressed.status === 'rejected' ? decompressed.reason : (listed as PromiseRejectedResult).reason) as Error;
     archive.ok = false;
-    // A failed read is the cause; the decompressor then only sees truncated input.
+    // A failed read is the cause, because the decompressor then only gets truncated input.
     archive.detail = readError ? `${where}: reading the object failed: ${readError.message}` : `${where}: archive unreadable: ${failure.message}`;
     await drain(stored);
   }
