@@ -4,12 +4,10 @@
  * file is used only when size and SHA-256 match the metadata. A missing or
  * corrupted copy is logged and the next repository is tried.
  */
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { text } from 'node:stream/consumers';
-import { decompress } from '../backup/compression.js';
+import { decompress, decompressToFile } from '../backup/compression.js';
 import type { BackupCopy, CatalogEntry } from '../backup/catalog.js';
 import { AbortedError, IntegrityError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logging.js';
@@ -61,9 +59,8 @@ async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSig
   const { storage, meta } = copy;
   const meter = new Meter({ sha256: true });
   const stored = pipeInto(await storage.get(meta.dump.key, { signal }), meter);
-  const plain = decompress(stored, meta.compression.algorithm, signal);
   let decompressError: unknown;
-  await Promise.all([pipeline(plain.output, createWriteStream(file), { signal }), plain.done]).catch((err) => {
+  await decompressToFile(stored, meta.compression.algorithm, file, signal).catch((err) => {
     decompressError = err;
   });
   if (signal?.aborted) throw new AbortedError('interrupted', { code: 'restore.aborted' });
