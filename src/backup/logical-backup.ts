@@ -7,16 +7,16 @@ import { Readable } from 'node:stream';
 import type pg from 'pg';
 import type { Compression, DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { AbortedError, UsageError } from '../errors.js';
+import { AbortedError, IntegrityError, UsageError } from '../errors.js';
 import { connect, connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
 import { dumpGlobals, startDump } from '../postgres/dump.js';
 import { countTableRows, databaseProperties, serverInfo, type ServerInfo, type TableRowCount } from '../postgres/server.js';
 import { findTool, type PgTool } from '../postgres/tools.js';
-import { acquireDatabaseLock } from '../lock/database-lock.js';
+import { acquireDatabaseLock, type HeldLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import { parseDuration } from '../util/duration.js';
 import { recordFailure } from '../status/events.js';
-import type { Storage } from '../storage/storage.js';
+import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { Meter, pipeInto } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
 import { compress, DEFAULT_LEVEL } from './compression.js';
@@ -24,7 +24,7 @@ import { AREAS, assertValidBackupId, backupKeys, defaultBackupId, type Area } fr
 import { isGood, readCatalog } from './catalog.js';
 import { serializeMetadata, type BackupFlag, type BackupMetadata } from './metadata.js';
 import { sizeFlags } from './sanity.js';
-import { deleteEverywhere, writeToAll } from './write-all.js';
+import { deleteEverywhere, putOnAll, writeToAll } from './write-all.js';
 
 export interface BackupRequest {
   database: DatabaseConfig;
@@ -56,7 +56,7 @@ export async function runLogicalBackup(context: PlanContext, request: BackupRequ
     // that waited for another gets its own time and name.
     const named = await step('choose name', () => chooseId(context, request, origin));
     id = named.id;
-    return await backupLocked(context, request, { ...named, origin, log: log.child({ backupId: named.id }) });
+    return await backupLocked(context, request, { ...named, origin, lock, log: log.child({ backupId: named.id }) });
   } catch (err) {
     const event = { kind: 'backup' as const, database, backupId: id, at: new Date().toISOString(), message: (err as Error).message };
     await recordFailure(storages, event, log);
@@ -71,6 +71,7 @@ interface BackupNames {
   origin: BackupMetadata['origin'];
   started: Date;
   keys: ReturnType<typeof backupKeys>;
+  lock: HeldLock;
   log: Logger;
 }
 
@@ -80,7 +81,7 @@ const ID_ATTEMPTS = 3;
  * Picks the backup id and start time. A default id names the second, so when
  * the previous backup of the same second still holds it, the next second is used.
  */
-async function chooseId(context: PlanContext, request: BackupRequest, origin: BackupMetadata['origin']): Promise<Omit<BackupNames, 'origin' | 'log'>> {
+async function chooseId(context: PlanContext, request: BackupRequest, origin: BackupMetadata['origin']): Promise<Omit<BackupNames, 'origin' | 'log' | 'lock'>> {
   const compression = context.plan.backup.compression;
   const area: Area = origin === 'scheduled' ? 'backups' : 'manual';
   const now = request.now ?? (() => new Date());
@@ -100,7 +101,7 @@ async function chooseId(context: PlanContext, request: BackupRequest, origin: Ba
 /** Runs the backup proper while the caller holds the database lock. */
 async function backupLocked(context: PlanContext, request: BackupRequest, names: BackupNames): Promise<BackupMetadata> {
   const { plan, storages } = context;
-  const { id, origin, started, keys, log } = names;
+  const { id, origin, started, keys, lock, log } = names;
   const compression = plan.backup.compression;
   const target = connectionTarget(request.database.url);
   const source = await step('connect to database', () => inspectSource(target));
@@ -114,7 +115,10 @@ async function backupLocked(context: PlanContext, request: BackupRequest, names:
     for (const flag of flags) log.warn({ bytes: data.storedBytes, flag: flag.code }, flag.message);
     const meta = buildMetadata({ id, origin, request, started, source, data, globals, compression, level, storages });
     if (flags.length > 0) meta.flags = flags;
-    await step('commit metadata', () => commitMetadata(storages, keys.meta, meta, request.signal));
+    await step('commit metadata', async () => {
+      await lock.assertHeld();
+      await commitMetadata(storages, keys.meta, meta, request.signal);
+    });
     log.info({ bytes: meta.storedBytes, durationMs: meta.durationMs }, 'backup committed');
     return meta;
   } catch (err) {
@@ -192,7 +196,7 @@ async function captureGlobals(context: PlanContext, source: SourceInfo, target: 
   const chunks: Buffer[] = [];
   for await (const chunk of pipeInto(compressed.output, meter)) chunks.push(chunk as Buffer);
   await compressed.done;
-  await Promise.all(context.storages.map((storage) => storage.put(key, Buffer.concat(chunks), { signal })));
+  await putOnAll(context.storages, key, Buffer.concat(chunks), signal);
   return { key, bytes: meter.bytes, sha256: meter.digest(), rolePasswords: dump.rolePasswords };
 }
 
@@ -204,6 +208,7 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
   const { client } = source;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+  if (request.signal.aborted) throw new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted' });
 
   // One failure (pg_dump killed, a repository down) must stop every other
   // part, and cleanup may start only once no write is still in flight.
@@ -236,6 +241,11 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
   request.signal.removeEventListener('abort', stop);
   if (results.some((r) => r.status === 'rejected')) throw failureToReport(firstError, request.signal);
   const tables = (results[0] as PromiseFulfilledResult<TableRowCount[]>).value;
+  for (const [index, info] of (results[1] as PromiseFulfilledResult<ObjectInfo[]>).value.entries()) {
+    if (info.size === stored.bytes) continue;
+    const repository = context.storages[index]!.name;
+    throw new IntegrityError(`repository ${repository} holds ${info.size} bytes of ${key}, but ${stored.bytes} were written`, { code: 'backup.size', object: key });
+  }
   await client.query('COMMIT');
   return { key, tables, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };
 }
@@ -291,5 +301,5 @@ function buildMetadata(parts: MetadataParts): BackupMetadata {
 /** Writes the metadata on every repository; this is the commit point. */
 async function commitMetadata(storages: Storage[], key: string, meta: BackupMetadata, signal: AbortSignal): Promise<void> {
   if (signal.aborted) throw new AbortedError('backup interrupted before commit; nothing was committed', { code: 'backup.aborted' });
-  await Promise.all(storages.map((storage) => storage.put(key, serializeMetadata(meta))));
+  await putOnAll(storages, key, serializeMetadata(meta));
 }

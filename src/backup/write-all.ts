@@ -41,13 +41,27 @@ export async function writeToAll(storages: Storage[], key: string, source: Reada
   }
 }
 
-/** Deletes `keys` on every storage, logging (not throwing) failures. */
+/**
+ * Writes a small object to every storage and waits until every write has
+ * settled, so that a cleanup after a failure never races a write still in flight.
+ */
+export async function putOnAll(storages: Storage[], key: string, body: Buffer, signal?: AbortSignal): Promise<void> {
+  const results = await Promise.allSettled(storages.map((storage) => storage.put(key, body, { signal })));
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+}
+
+/**
+ * Deletes `keys` on every storage, in the order given, logging (not throwing)
+ * failures. Callers list the metadata first, so a backup stops being
+ * committed before its data goes.
+ */
 export async function deleteEverywhere(storages: Storage[], keys: string[], log: Logger): Promise<void> {
   await Promise.all(
-    storages.flatMap((storage) =>
-      keys.map((key) =>
-        storage.delete(key).catch((err) => log.warn({ repository: storage.name, key, err }, 'could not remove a partial object; `drplan repo check` will list it')),
-      ),
-    ),
+    storages.map(async (storage) => {
+      for (const key of keys) {
+        await storage.delete(key).catch((err) => log.warn({ repository: storage.name, key, err }, 'could not remove a partial object; `drplan repo check` will list it'));
+      }
+    }),
   );
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { runPrune, type PruneReport } from '../retention/prune.js';
-import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
+import { formatBytes, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
 
 interface PruneOptions {
   dryRun?: boolean;
@@ -19,7 +19,7 @@ export function registerPrune(program: Command): void {
     .option('--now <time>', 'evaluate the rules as of this ISO 8601 time instead of now (for what-if runs)')
     .action(async (options: PruneOptions, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
-      const report = await runPrune(context, { dryRun: options.dryRun ?? false, now: parseNow(options.now) });
+      const report = await runPrune(context, { dryRun: options.dryRun ?? false, now: parseNow(options.now), signal: interruptSignal() });
       if (options.json) printJson(report);
       else printReport(report);
       for (const repo of report.repositories) {

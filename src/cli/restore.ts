@@ -38,10 +38,13 @@ export function registerRestore(program: Command): void {
     .action(async (backup: string, options: RestoreOptions, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
       const databaseName = defaultDatabaseName(context.plan, options.database);
-      const database = databaseName ? selectDatabase(context.plan, databaseName) : undefined;
+      // A database that left the plan can still be restored elsewhere with --target-url.
+      const inPlan = databaseName !== undefined && context.plan.databases.some((d) => d.name === databaseName);
+      const database = inPlan ? selectDatabase(context.plan, databaseName) : undefined;
       const request: RestoreRequest = {
         backup,
         database,
+        databaseName,
         targetDatabase: options.targetDatabase,
         targetUrl: options.targetUrl,
         inPlace: options.inPlace ?? false,

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { text } from 'node:stream/consumers';
-import { LockedError, NotFoundError } from '../errors.js';
+import { AbortedError, LockedError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -28,7 +28,7 @@ export interface LockInfo {
 }
 
 export interface LockOptions {
-  purpose: 'backup' | 'prune';
+  purpose: 'backup' | 'prune' | 'restore';
   /** How long to wait for a busy lock; 0 fails at once. */
   timeoutMs: number;
   /** How long a lock stays valid without renewal. */
@@ -38,6 +38,8 @@ export interface LockOptions {
 }
 
 export interface HeldLock {
+  /** Rejects with LockedError when another run has taken the lock over since. */
+  assertHeld(): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -55,7 +57,8 @@ export async function acquireDatabaseLock(storages: Storage[], database: string,
   for (;;) {
     const attempt = await tryAcquireAll(storages, database, options, ttlMs);
     if ('held' in attempt) return attempt.held;
-    if (Date.now() + POLL_MS > deadline || options.signal?.aborted) throw lockedError(database, attempt.holder, options.timeoutMs);
+    if (options.signal?.aborted) throw new AbortedError('interrupted while waiting for the database lock', { code: 'lock.aborted' });
+    if (Date.now() + POLL_MS > deadline) throw lockedError(database, attempt.holder, options.timeoutMs);
     options.log.info({ holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
@@ -74,7 +77,13 @@ async function tryAcquireAll(storages: Storage[], database: string, options: Loc
   };
   const taken: Storage[] = [];
   for (const storage of storages) {
-    const holder = await tryAcquire(storage, info, options.log);
+    let holder: LockInfo | undefined;
+    try {
+      holder = await tryAcquire(storage, info, options.log);
+    } catch (err) {
+      await Promise.all(taken.map((s) => releaseOn(s, info)));
+      throw err;
+    }
     if (holder) {
       await Promise.all(taken.map((s) => releaseOn(s, info)));
       return { holder };
@@ -91,6 +100,10 @@ async function tryAcquire(storage: Storage, info: LockInfo, log: Logger): Promis
   if (existing && !isStale(existing)) return existing;
   if (existing) {
     const reason = Date.parse(existing.expiresAt) < Date.now() ? `its lock expired at ${existing.expiresAt}` : `process ${existing.pid} no longer exists`;
+    // Another run may have taken the stale lock over meanwhile; only the stale one is deleted.
+    // NOTE: between this read and the delete a concurrent run can still slip in; the
+    // read-back below and assertHeld() before any commit catch that case.
+    if ((await readLock(storage, key))?.token !== existing.token) return readLock(storage, key).then((l) => l ?? existing);
     log.warn({ repository: storage.name, holder: describeHolder(existing) }, `taking over a stale lock: ${describeHolder(existing)} did not finish (${reason})`);
     await storage.delete(key);
   }
@@ -139,17 +152,40 @@ function isZombie(pid: number): boolean {
 }
 
 function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: Logger): HeldLock {
-  const timer = setInterval(() => {
+  let renewal: Promise<unknown> = Promise.resolve();
+  const renew = async () => {
     info.expiresAt = new Date(Date.now() + ttlMs).toISOString();
     const body = Buffer.from(JSON.stringify(info));
     for (const storage of storages) {
-      storage.put(lockKey(info.database), body).catch((err) => log.warn({ err, repository: storage.name }, 'could not renew the database lock'));
+      // Renewing a lock that another run has taken over would take it back from under that run.
+      const current = await readLock(storage, lockKey(info.database)).catch(() => undefined);
+      if (current?.token !== info.token) {
+        log.error({ repository: storage.name }, 'the database lock was taken over by another run; this run will not commit');
+        continue;
+      }
+      await storage.put(lockKey(info.database), body).catch((err) => log.warn({ err, repository: storage.name }, 'could not renew the database lock'));
     }
+  };
+  const timer = setInterval(() => {
+    renewal = renewal.then(renew);
   }, Math.max(ttlMs / 3, 1000));
   timer.unref();
   return {
+    async assertHeld() {
+      for (const storage of storages) {
+        const current = await readLock(storage, lockKey(info.database));
+        if (current?.token === info.token) continue;
+        throw new LockedError(`the lock of database ${info.database} in repository ${storage.name} was taken over${current ? ` by a ${describeHolder(current)}` : ''}`, {
+          code: 'lock.lost',
+          object: lockKey(info.database),
+          hint: 'Another run thought this one had crashed. Check that no two runs work on the database, then run again.',
+        });
+      }
+    },
     async release() {
       clearInterval(timer);
+      // A renewal still in flight would otherwise write the lock back after the delete.
+      await renewal;
       await Promise.all(storages.map((s) => releaseOn(s, info)));
     },
   };

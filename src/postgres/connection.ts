@@ -29,7 +29,10 @@ export function connectionTarget(uri: string, database?: string): ConnectionTarg
     });
   }
   const url = new URL(uri);
-  const password = url.password ? decodeURIComponent(url.password) : undefined;
+  // libpq also takes the password as a query parameter; both forms are moved out of the URI.
+  const queryPassword = url.searchParams.get('password') ?? undefined;
+  url.searchParams.delete('password');
+  const password = url.password ? decodeURIComponent(url.password) : queryPassword;
   url.password = '';
   if (database !== undefined) url.pathname = `/${encodeURIComponent(database)}`;
   const socketHost = url.searchParams.get('host');

@@ -28,10 +28,10 @@ interface ScriptEntry {
 const MULTI_WORD_DESCS = ['MATERIALIZED VIEW DATA', 'SEQUENCE OWNED BY', 'MATERIALIZED VIEW', 'FK CONSTRAINT', 'SEQUENCE SET', 'TABLE DATA', 'DEFAULT ACL', 'LARGE OBJECT', 'BLOB METADATA'];
 
 /** Returns the `--use-list` content that restores `tables` and their dependent objects. */
-export async function selectTables(tool: PgTool, archive: string, tables: TableName[]): Promise<string> {
+export async function selectTables(tool: PgTool, archive: string, tables: TableName[], signal?: AbortSignal): Promise<string> {
   const [listing, script] = await Promise.all([
-    runProcess(tool.path, ['--list', archive], { operation: 'pg_restore --list' }),
-    runProcess(tool.path, ['--schema-only', '--file=-', archive], { operation: 'pg_restore --schema-only' }),
+    runProcess(tool.path, ['--list', archive], { operation: 'pg_restore --list', signal }),
+    runProcess(tool.path, ['--schema-only', '--file=-', archive], { operation: 'pg_restore --schema-only', signal }),
   ]);
   const entries = parseScript(script);
   const selected = resolveTables(entries, tables);

@@ -1,7 +1,7 @@
 /**
  * Finds PostgreSQL client programs (pg_dump, pg_restore, ...) whose major
  * version fits the server: the same major version when installed, otherwise
- * the newest newer one. An older client cannot read a newer server, so that
+ * the closest newer one. An older client cannot read a newer server, so that
  * case is rejected with both versions named.
  */
 import { access, readdir } from 'node:fs/promises';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { decompress, decompressToFile } from '../backup/compression.js';
 import type { BackupCopy, CatalogEntry } from '../backup/catalog.js';
-import { AbortedError, IntegrityError, NotFoundError } from '../errors.js';
+import { AbortedError, IntegrityError, NotFoundError, StorageError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { Meter, pipeInto } from '../util/streams.js';
 
@@ -30,6 +30,7 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
   const dir = await mkdtemp(path.join(tempRoot, 'drplan-restore-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   const failures: string[] = [];
+  let corrupted = false;
   for (const copy of entry.copies) {
     const repoLog = log.child({ repository: copy.storage.name });
     try {
@@ -45,25 +46,33 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
       }
       repoLog.warn({ reason: (err as Error).message }, 'copy unusable, trying the next repository');
       failures.push(`${copy.storage.name}: ${(err as Error).message}`);
+      corrupted ||= err instanceof IntegrityError;
     }
   }
   await dispose();
-  throw new IntegrityError(`no good copy of backup ${entry.id}:\n  ${failures.join('\n  ')}`, {
-    code: 'restore.nocopy',
-    object: entry.id,
-    hint: 'Every repository copy is missing or corrupted; restore an older backup (`drplan list`).',
-  });
+  const message = `no usable copy of backup ${entry.id}:\n  ${failures.join('\n  ')}`;
+  if (corrupted) {
+    throw new IntegrityError(message, { code: 'restore.nocopy', object: entry.id, hint: 'Every copy is missing, unreadable or corrupted; restore an older backup (`drplan list`).' });
+  }
+  throw new StorageError(message, { code: 'restore.unreadable', object: entry.id, hint: 'No copy could be read; check that the repositories are reachable, then run the restore again.' });
 }
 
 async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSignal): Promise<void> {
   const { storage, meta } = copy;
   const meter = new Meter({ sha256: true });
-  const stored = pipeInto(await storage.get(meta.dump.key, { signal }), meter);
+  const source = await storage.get(meta.dump.key, { signal });
+  let readError: Error | undefined;
+  source.once('error', (err: Error) => {
+    readError = err;
+  });
   let decompressError: unknown;
-  await decompressToFile(stored, meta.compression.algorithm, file, signal).catch((err) => {
+  await decompressToFile(pipeInto(source, meter), meta.compression.algorithm, file, signal).catch((err) => {
     decompressError = err;
+    // A decompressor that stopped early leaves the download open; close it.
+    source.destroy();
   });
   if (signal?.aborted) throw new AbortedError('interrupted', { code: 'restore.aborted' });
+  if (readError) throw new StorageError(`repository ${storage.name}: reading ${meta.dump.key} failed: ${readError.message}`, { code: 'restore.read', object: meta.dump.key, cause: readError });
   checkDigest(copy, meta.dump.key, meter.bytes, meter.digest(), meta.dump.bytes, meta.dump.sha256, decompressError);
 }
 
@@ -77,8 +86,12 @@ async function readGlobals(copy: BackupCopy, signal?: AbortSignal): Promise<stri
 }
 
 function checkDigest(copy: BackupCopy, key: string, bytes: number, actual: string, expectedBytes: number, expected: string, cause: unknown): void {
-  if (actual === expected && bytes === expectedBytes && cause === undefined) return;
   if (cause instanceof NotFoundError) throw cause;
+  // The stored bytes matched, so a failure after them (disk full, zstd missing) is not corruption.
+  if (actual === expected && bytes === expectedBytes) {
+    if (cause === undefined) return;
+    throw cause;
+  }
   throw new IntegrityError(
     `repository ${copy.storage.name}, object ${key}: SHA-256 mismatch: expected ${expected} (${expectedBytes} bytes), got ${actual} (${bytes} bytes)`,
     { code: 'integrity.sha256', object: key, cause },

@@ -22,7 +22,7 @@ export async function applyGlobals(client: pg.Client, sql: string, log: Logger):
     } catch (err) {
       // Tablespace locations and memberships granted by roles missing here
       // can differ between servers; the restore itself reports what then fails.
-      log.warn({ err, statement: statement.slice(0, 120) }, 'globals statement failed; continuing');
+      log.warn({ err, statement: statement.replace(/PASSWORD '[^']*'/g, "PASSWORD '***'").slice(0, 120) }, 'globals statement failed; continuing');
     }
   }
   return created;
@@ -36,9 +36,9 @@ function statementsOf(sql: string): string[] {
     .filter((line) => line.length > 0 && !line.startsWith('--') && !line.startsWith('\\') && !/^SET /.test(line));
 }
 
-/** The role a CREATE ROLE or ALTER ROLE statement is about. */
+/** The role a CREATE ROLE, ALTER ROLE or GRANT ... TO statement changes. */
 function roleOf(statement: string): string | undefined {
-  const match = /^(?:CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[^\s;]+)/.exec(statement);
+  const match = /^(?:CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[^\s;]+)/.exec(statement) ?? /^GRANT .* TO ("(?:[^"]|"")+"|[^\s;]+)/.exec(statement);
   if (!match) return undefined;
   const name = match[1]!;
   return name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name;

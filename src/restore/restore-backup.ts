@@ -19,12 +19,16 @@ import { connectionTarget, quoteIdent, withClient, type ConnectionTarget } from 
 import { restoreArchive } from '../postgres/restore.js';
 import { findTool, type PgTool } from '../postgres/tools.js';
 import { selectTables } from '../postgres/toc.js';
+import { acquireDatabaseLock } from '../lock/database-lock.js';
+import { parseDuration } from '../util/duration.js';
 import { fetchVerified } from './fetch.js';
 import { applyGlobals } from './globals.js';
 
 export interface RestoreRequest {
   backup: string;
   database?: DatabaseConfig;
+  /** The database whose backups to search, when it is no longer in the plan. */
+  databaseName?: string;
   /** Restore into this new database; mutually exclusive with `inPlace`. */
   targetDatabase?: string;
   /** Server to restore into; defaults to the backup's database server. */
@@ -41,7 +45,7 @@ export interface RestoreResult {
   backup: BackupMetadata;
   repository: string;
   targetDatabase: string;
-  /** The moment the restored data reflects (the start of the backup's snapshot). */
+  /** The backup's start time: the restored data is as of this moment or slightly later (its snapshot). */
   recoveryPoint: string;
   durationMs: number;
   rolesCreated: string[];
@@ -67,18 +71,35 @@ export async function planRestore(context: PlanContext, request: RestoreRequest)
       hint: '--target-database restores side by side into a new database; --in-place overwrites the configured one after a safety backup.',
     });
   }
-  const catalog = await readCatalog(context, request.database?.name);
-  const entry = findBackup(catalog, request.backup, request.database?.name);
-  const database = request.database ?? context.plan.databases.find((d) => d.name === entry.database);
-  if (!database) {
-    throw new UsageError(`backup ${entry.id} belongs to database ${entry.database}, which is not in the plan`, {
-      code: 'usage.database',
-      hint: 'Restore it with --target-database and --target-url.',
+  if (request.inPlace && request.targetUrl !== undefined) {
+    throw new UsageError('--in-place restores over the database in the plan and takes no --target-url', {
+      code: 'usage.target',
+      hint: 'The safety backup is taken from the database URL in the plan; use --target-database with --target-url to restore elsewhere.',
     });
   }
-  const serverUrl = request.targetUrl ?? database.url;
+  const filter = request.databaseName ?? request.database?.name;
+  const catalog = await readCatalog(context, filter);
+  const entry = findBackup(catalog, request.backup, filter);
+  const database = request.database ?? context.plan.databases.find((d) => d.name === entry.database);
+  if (!database && request.targetUrl === undefined) {
+    throw new UsageError(`backup ${entry.id} belongs to database ${entry.database}, which is not in the plan`, {
+      code: 'usage.database',
+      hint: 'Name the server to restore into with --target-url, together with --target-database.',
+    });
+  }
+  const serverUrl = request.targetUrl ?? database!.url;
   const target = connectionTarget(serverUrl, request.inPlace ? undefined : request.targetDatabase);
-  return { entry, target, maintenance: connectionTarget(serverUrl, 'postgres'), database };
+  if (!request.inPlace && database && isSameDatabase(target, connectionTarget(database.url))) {
+    throw new UsageError(`--target-database ${target.database} is the live database ${database.name} of the plan`, {
+      code: 'usage.target',
+      hint: 'Use --in-place to restore over it (a safety backup is taken first), or choose another --target-database.',
+    });
+  }
+  return { entry, target, maintenance: connectionTarget(serverUrl, 'postgres'), database: database ?? { name: entry.database, url: serverUrl } };
+}
+
+function isSameDatabase(a: ConnectionTarget, b: ConnectionTarget): boolean {
+  return a.endpoint === b.endpoint && a.database === b.database;
 }
 
 /** Runs the restore described by `plan`. */
@@ -89,18 +110,26 @@ export async function runRestore(context: PlanContext, request: RestoreRequest, 
   const fetched = await fetchVerified(entry, context.plan.backup.tempDir ?? os.tmpdir(), log, request.signal);
   try {
     const tool = await findTool('pg_restore', entry.meta.server.major, entry.meta.server.version);
-    const listFile = await writeTableSelection(tool, fetched.archive, request.tables);
+    const listFile = await writeTableSelection(tool, fetched.archive, request.tables, request.signal);
 
     const preRestoreBackup = request.inPlace ? await takeSafetyBackup(context, plan.database, request.signal) : undefined;
     const rolesCreated = await prepareTarget(plan, request, fetched.globalsSql, log);
     log.info({ repository: fetched.copy.storage.name }, 'pg_restore started');
-    await restoreArchive(tool, fetched.archive, target, {
-      jobs: request.jobs,
-      clean: request.inPlace || request.clean,
-      singleTransaction: request.inPlace,
-      listFile,
-      signal: request.signal,
-    });
+    // Over the live database, the lock keeps a scheduled backup from taking a half-restored state.
+    const lock = request.inPlace
+      ? await acquireDatabaseLock(context.storages, plan.database.name, { purpose: 'restore', timeoutMs: parseDuration(context.plan.backup.lockTimeout), log, signal: request.signal })
+      : undefined;
+    try {
+      await restoreArchive(tool, fetched.archive, target, {
+        jobs: request.jobs,
+        clean: request.inPlace || request.clean,
+        singleTransaction: request.inPlace,
+        listFile,
+        signal: request.signal,
+      });
+    } finally {
+      await lock?.release();
+    }
     const durationMs = Date.now() - started;
     log.info({ durationMs, repository: fetched.copy.storage.name }, 'restore finished');
     return {
@@ -162,10 +191,10 @@ async function countUserObjects(client: pg.Client): Promise<number> {
 }
 
 /** Writes the `--use-list` file for a single-table restore beside the archive. */
-async function writeTableSelection(tool: PgTool, archive: string, tables: string[]): Promise<string | undefined> {
+async function writeTableSelection(tool: PgTool, archive: string, tables: string[], signal: AbortSignal): Promise<string | undefined> {
   if (tables.length === 0) return undefined;
   const listFile = `${archive}.list`;
-  await writeFile(listFile, await selectTables(tool, archive, tables.map(parseTableName)));
+  await writeFile(listFile, await selectTables(tool, archive, tables.map(parseTableName), signal));
   return listFile;
 }
 

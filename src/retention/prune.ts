@@ -7,6 +7,7 @@ import { isGood, readCatalog } from '../backup/catalog.js';
 import type { RetentionConfig, RetentionRules } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock } from '../lock/database-lock.js';
+import type { Logger } from '../logging.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { parseDuration } from '../util/duration.js';
 import { decideRetention, type RetentionDecision } from './policy.js';
@@ -50,7 +51,7 @@ export async function runPrune(context: PlanContext, options: PruneOptions): Pro
     const copies = catalog.entries.flatMap((entry) => entry.copies.filter((c) => c.storage === listing.storage).map((copy) => ({ entry, copy })));
     const result = planRepository(context, listing.storage.name, config.retention, copies, listing.objects, options.now);
     result.incomplete = await findIncomplete(listing.storage, graceCutoff(config.retention, options.now));
-    if (!options.dryRun) await applyRepository(context, listing.storage, result, copies);
+    if (!options.dryRun) await applyRepository(context, listing.storage, result, copies, options.signal);
     report.repositories.push(result);
   }
   return report;
@@ -122,30 +123,46 @@ export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[
   return objects.filter((o) => !committed.has(o.key.replace(BACKUP_SUFFIX, '')) && o.modified.getTime() < before);
 }
 
-async function applyRepository(context: PlanContext, storage: Storage, result: RepositoryPrune, copies: { entry: CatalogEntry; copy: BackupCopy }[]): Promise<void> {
+async function applyRepository(context: PlanContext, storage: Storage, result: RepositoryPrune, copies: { entry: CatalogEntry; copy: BackupCopy }[], signal?: AbortSignal): Promise<void> {
   const log = context.log.child({ component: 'prune', repository: storage.name });
-  const databases = new Set([...result.decisions.filter((d) => d.delete).map((d) => d.database)]);
+  const databases = new Set([
+    ...result.decisions.filter((d) => d.delete).map((d) => d.database),
+    ...result.partials.map((p) => databaseOfKey(p.key)),
+    ...result.incomplete.map((w) => databaseOfKey(w.key)),
+  ]);
+  // Everything is deleted under the database's lock, so no backup of it runs meanwhile.
   for (const database of databases) {
-    const lock = await acquireDatabaseLock([storage], database, { purpose: 'prune', timeoutMs: parseDuration(context.plan.backup.lockTimeout), log });
+    const lock = await acquireDatabaseLock([storage], database, { purpose: 'prune', timeoutMs: parseDuration(context.plan.backup.lockTimeout), log, signal });
     try {
       for (const decision of result.decisions.filter((d) => d.delete && d.database === database)) {
         const { copy } = copies.find((c) => c.entry.id === decision.id && c.entry.database === database)!;
         await deleteCopy(storage, copy);
         log.info({ backupId: decision.id, database, rule: decision.rule }, 'backup deleted');
       }
+      await removeLeftovers(storage, result, database, log);
     } finally {
       await lock.release();
     }
   }
-  for (const partial of result.partials) {
+  await recordPrune(storage, result);
+}
+
+/** The database of a key in the backup areas (`<area>/<database>/...`). */
+function databaseOfKey(key: string): string {
+  return key.split('/')[1] ?? '';
+}
+
+async function removeLeftovers(storage: Storage, result: RepositoryPrune, database: string, log: Logger): Promise<void> {
+  for (const partial of result.partials.filter((p) => databaseOfKey(p.key) === database)) {
+    // A backup that was running while prune listed the repository may have committed since.
+    if (await storage.stat(partial.key.replace(BACKUP_SUFFIX, '.meta.json'))) continue;
     await storage.delete(partial.key);
     log.info({ key: partial.key, bytes: partial.size }, 'partial object deleted');
   }
-  for (const write of result.incomplete) {
+  for (const write of result.incomplete.filter((w) => databaseOfKey(w.key) === database)) {
     await storage.abortIncomplete({ key: write.key, started: new Date(write.started), uploadId: write.uploadId });
     log.info({ key: write.key }, 'incomplete write removed');
   }
-  await recordPrune(storage, result);
 }
 
 /** Deletes the metadata first, so the backup stops being committed before its data goes. */

@@ -12,7 +12,7 @@ import { decompress } from '../backup/compression.js';
 import type { BackupCopy, Catalog, CatalogEntry } from '../backup/catalog.js';
 import type { BackupMetadata } from '../backup/metadata.js';
 import type { Logger } from '../logging.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, StorageError } from '../errors.js';
 import { listArchive } from '../postgres/restore.js';
 import { findTool } from '../postgres/tools.js';
 import { Meter, pipeInto } from '../util/streams.js';
@@ -122,11 +122,15 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
   if (listed.status === 'fulfilled' && decompressed.status === 'fulfilled') {
     archive.detail += ` (${listed.value.split('\n').filter((l) => l && !l.startsWith(';')).length} entries)`;
   } else {
+    await drain(stored);
+    // A failed read says nothing about the stored bytes: it fails the command,
+    // not the backup, so no failed verification is recorded for it.
+    if (readError) {
+      throw new StorageError(`${where}: reading the object failed: ${readError.message}`, { code: 'verify.read', object: meta.dump.key, cause: readError });
+    }
     const failure = (decompressed.status === 'rejected' ? decompressed.reason : (listed as PromiseRejectedResult).reason) as Error;
     archive.ok = false;
-    // A failed read is the cause, because the decompressor then only gets truncated input.
-    archive.detail = readError ? `${where}: reading the object failed: ${readError.message}` : `${where}: archive unreadable: ${failure.message}`;
-    await drain(stored);
+    archive.detail = `${where}: archive unreadable: ${failure.message}`;
   }
   const actual = meter.digest();
   const shaOk = actual === meta.dump.sha256;
@@ -148,8 +152,9 @@ async function checkGlobals(copy: BackupCopy, signal?: AbortSignal): Promise<Che
     const ok = actual === globals.sha256 && meter.bytes === globals.bytes;
     return { name: 'globals', ok, detail: ok ? `${where}: SHA-256 matches` : `${where}: SHA-256 mismatch: expected ${globals.sha256}, got ${actual}` };
   } catch (err) {
-    const detail = err instanceof NotFoundError ? `${where} is missing` : `${where}: ${(err as Error).message}`;
-    return { name: 'globals', ok: false, detail };
+    if (err instanceof NotFoundError) return { name: 'globals', ok: false, detail: `${where} is missing` };
+    // A read that failed half-way is a storage problem, not evidence against the backup.
+    throw new StorageError(`${where}: reading the object failed: ${(err as Error).message}`, { code: 'verify.read', object: globals.key, cause: err });
   }
 }
 

@@ -158,9 +158,23 @@ describe('failures', () => {
     });
 
     it('non-empty target needs --clean', async () => {
-      const result = await runCli(['--config', planFile, 'restore', id, '--target-database', 'app'], { env });
+      await query(cluster.url(), 'CREATE DATABASE other_db');
+      await query(cluster.url('other_db'), 'CREATE TABLE keep_me (id int)');
+      const result = await runCli(['--config', planFile, 'restore', id, '--target-database', 'other_db'], { env });
       expect(result.code).toBe(2);
-      expect(result.stderr).toContain('target database app already exists and holds');
+      expect(result.stderr).toContain('target database other_db already exists and holds');
+    });
+
+    it('live database is no side target', async () => {
+      const result = await runCli(['--config', planFile, 'restore', id, '--target-database', 'app', '--clean'], { env });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('--target-database app is the live database app of the plan');
+    });
+
+    it('in-place rejects a target url', async () => {
+      const result = await runCli(['--config', planFile, 'restore', id, '--in-place', '--yes', '--target-url', cluster.url()], { env });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('--in-place restores over the database in the plan and takes no --target-url');
     });
 
     it('in-place without --yes exits 2', async () => {
