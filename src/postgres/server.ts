@@ -2,6 +2,7 @@
  * Facts about a PostgreSQL server and database that a backup records.
  */
 import type pg from 'pg';
+import { quoteIdent } from './connection.js';
 
 export interface ServerInfo {
   version: string;
@@ -51,13 +52,9 @@ export async function countTableRows(client: pg.Client): Promise<TableRowCount[]
   );
   const counts: TableRowCount[] = [];
   for (const table of tables) {
-    const sql = `SELECT count(*) AS n FROM ${quote(table.schema)}.${quote(table.name)}`;
+    const sql = `SELECT count(*) AS n FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
     const { rows } = await client.query<{ n: string }>(sql);
     counts.push({ ...table, rows: Number(rows[0]!.n) });
   }
   return counts;
-}
-
-function quote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

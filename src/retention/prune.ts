@@ -9,7 +9,7 @@ import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
-import { parseDuration } from '../util/duration.js';
+import { keyStamp, parseDuration } from '../util/duration.js';
 import { decideRetention, type RetentionDecision } from './policy.js';
 
 export interface PruneDecision extends RetentionDecision {
@@ -175,7 +175,7 @@ async function deleteCopy(storage: Storage, copy: BackupCopy): Promise<void> {
 async function recordPrune(storage: Storage, result: RepositoryPrune): Promise<void> {
   const deleted = result.decisions.filter((d) => d.delete);
   if (deleted.length === 0 && result.partials.length === 0 && result.incomplete.length === 0) return;
-  const stamp = new Date().toISOString().replace(/[-:.]/g, '');
+  const stamp = keyStamp(new Date());
   const record = { formatVersion: 1, at: new Date().toISOString(), deleted, partials: result.partials, incomplete: result.incomplete, warnings: result.warnings };
   await storage.put(`prune/${stamp}.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
 }

@@ -7,6 +7,7 @@
 import { text } from 'node:stream/consumers';
 import type { Logger } from '../logging.js';
 import type { Storage } from '../storage/storage.js';
+import { keyStamp } from '../util/duration.js';
 
 export interface FailureEvent {
   kind: 'backup' | 'verify';
@@ -18,7 +19,7 @@ export interface FailureEvent {
 
 /** Writes the event to every storage that accepts it; failures are logged, not thrown. */
 export async function recordFailure(storages: Storage[], event: FailureEvent, log: Logger): Promise<void> {
-  const key = `events/${event.database}/${event.at.replace(/[-:.]/g, '')}.json`;
+  const key = `events/${event.database}/${keyStamp(new Date(event.at))}.json`;
   const body = Buffer.from(`${JSON.stringify(event, null, 2)}\n`);
   await Promise.all(storages.map((s) => s.put(key, body).catch((err) => log.debug({ err, repository: s.name }, 'could not record the failure event'))));
 }

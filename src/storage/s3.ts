@@ -177,15 +177,18 @@ export class S3Storage implements Storage {
     try {
       await this.send('check', '.', () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket })));
     } catch (err) {
-      if (err instanceof NotFoundError) {
-        throw new StorageError(`repository ${this.name}: bucket ${this.bucket} does not exist at ${this.endpointName()}`, {
-          code: 'storage.bucket',
-          object: this.bucket,
-          hint: `Create the bucket ${this.bucket}, or correct the bucket in the repository URL ${this.url}.`,
-        });
-      }
+      if (err instanceof NotFoundError) throw this.missingBucket(err);
       throw err;
     }
+  }
+
+  private missingBucket(cause: unknown): StorageError {
+    return new StorageError(`repository ${this.name}: bucket ${this.bucket} does not exist at ${this.endpointName()}`, {
+      code: 'storage.bucket',
+      object: this.bucket,
+      hint: `Create the bucket ${this.bucket}, or correct the bucket in the repository URL ${this.url}.`,
+      cause,
+    });
   }
 
   private objectKey(key: string): string {
@@ -214,14 +217,7 @@ export class S3Storage implements Storage {
     if (error.name === 'NoSuchKey' || error.name === 'NotFound' || (status === 404 && error.name !== 'NoSuchBucket')) {
       return new NotFoundError(`object ${key} not found in repository ${this.name}`, { code: 'storage.missing', object: key, cause: err });
     }
-    if (error.name === 'NoSuchBucket') {
-      return new StorageError(`repository ${this.name}: bucket ${this.bucket} does not exist at ${this.endpointName()}`, {
-        code: 'storage.bucket',
-        object: this.bucket,
-        hint: `Create the bucket ${this.bucket}, or correct the bucket in the repository URL ${this.url}.`,
-        cause: err,
-      });
-    }
+    if (error.name === 'NoSuchBucket') return this.missingBucket(err);
     if (error.name === 'CredentialsProviderError') {
       return new StorageError(`repository ${this.name}: no S3 credentials found: ${error.message}`, {
         code: 'storage.credentials',

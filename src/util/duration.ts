@@ -20,3 +20,8 @@ export function formatAge(ms: number): string {
   if (hours < 48) return `${hours}h ${minutes % 60}m`;
   return `${Math.floor(hours / 24)}d ${hours % 24}h`;
 }
+
+/** Formats a time as a compact UTC stamp for storage keys, for example `20261204T020000123Z`; such stamps sort by time. */
+export function keyStamp(time: Date): string {
+  return time.toISOString().replace(/[-:.]/g, '');
+}

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { Storage } from '../storage/storage.js';
+import { keyStamp } from '../util/duration.js';
 
 export const verificationSchema = z.object({
   formatVersion: z.literal(1),
@@ -37,7 +38,7 @@ const RECORD_PATTERN = /\.verify-(\d{8}T\d{9}Z)\.json$/;
 
 /** The key of a new record for the backup whose metadata key is `metaKey`. */
 export function verificationKey(metaKey: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:.]/g, '');
+  const stamp = keyStamp(at);
   return metaKey.replace(/\.meta\.json$/, `.verify-${stamp}.json`);
 }
 
