@@ -158,7 +158,13 @@ function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: L
     const body = Buffer.from(JSON.stringify(info));
     for (const storage of storages) {
       // Renewing a lock that another run has taken over would take it back from under that run.
-      const current = await readLock(storage, lockKey(info.database)).catch(() => undefined);
+      let current: LockInfo | undefined;
+      try {
+        current = await readLock(storage, lockKey(info.database));
+      } catch (err) {
+        log.warn({ err, repository: storage.name }, 'could not read the database lock to renew it');
+        continue;
+      }
       if (current?.token !== info.token) {
         log.error({ repository: storage.name }, 'the database lock was taken over by another run; this run will not commit');
         continue;
