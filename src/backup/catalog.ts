@@ -19,6 +19,8 @@ export interface BackupCopy {
   verificationKeys: string[];
   /** The newest verification record, when there is one and it is readable. */
   lastVerification?: VerificationRecord;
+  /** For a backup with sanity flags: a deep verification has passed on it, so a restore proved it. */
+  flagsAccepted?: boolean;
 }
 
 /** Everything found in one repository's backup areas. */
@@ -84,7 +86,8 @@ async function readCopies(storage: Storage, objects: ObjectInfo[], problems: Cat
       const meta = parseMetadata(await text(await storage.get(object.key)), object.key, storage.name);
       const verificationKeys = records.get(object.key) ?? [];
       const lastVerification = await readVerification(storage, verificationKeys.at(-1));
-      copies.push({ storage, meta, metaKey: object.key, verificationKeys, lastVerification });
+      const flagsAccepted = (meta.flags ?? []).length > 0 ? await passedDeepVerification(storage, verificationKeys) : undefined;
+      copies.push({ storage, meta, metaKey: object.key, verificationKeys, lastVerification, flagsAccepted });
     } catch (err) {
       if (!(err instanceof DrplanError)) throw err;
       problems.push({ repository: storage.name, error: err, key: object.key });
@@ -104,6 +107,15 @@ export async function readVerification(storage: Storage, key: string | undefined
   }
 }
 
+/** Reads a flagged backup's records (flags are rare, so this stays cheap) for a passed deep verification. */
+async function passedDeepVerification(storage: Storage, keys: string[]): Promise<boolean> {
+  for (const key of [...keys].reverse()) {
+    const record = await readVerification(storage, key);
+    if (record?.kind === 'deep' && record.ok) return true;
+  }
+  return false;
+}
+
 /** Returns the newest verification of the backup across its copies. */
 export function lastVerificationOf(entry: CatalogEntry): VerificationRecord | undefined {
   const records = entry.copies.flatMap((c) => (c.lastVerification ? [c.lastVerification] : []));
@@ -111,13 +123,15 @@ export function lastVerificationOf(entry: CatalogEntry): VerificationRecord | un
 }
 
 /**
- * A good backup: committed, not flagged by the sanity checks, and not failed
- * by its most recent verification. Only good backups count for objectives
- * and retention.
+ * Checks that a backup is good: committed, not failed by its most recent
+ * verification, and either free of sanity flags or proved by a passed deep
+ * verification (a database that really grew is accepted that way). Only good
+ * backups count for objectives and retention.
  */
 export function isGood(entry: CatalogEntry): boolean {
   const flagged = (entry.meta.flags ?? []).length > 0;
-  return !flagged && lastVerificationOf(entry)?.ok !== false;
+  const accepted = entry.copies.some((c) => c.flagsAccepted === true);
+  return (!flagged || accepted) && lastVerificationOf(entry)?.ok !== false;
 }
 
 function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {

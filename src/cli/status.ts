@@ -1,6 +1,6 @@
 /** `drplan status`: objectives next to measured values; exit 6 when any is breached. */
 import type { Command } from 'commander';
-import { DrplanError, ExitCode } from '../errors.js';
+import { DrplanError, ExitCode, StorageError } from '../errors.js';
 import { buildStatus, type ObjectiveStatus, type StatusReport } from '../status/status.js';
 import { formatAge } from '../util/duration.js';
 import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
@@ -13,13 +13,20 @@ class ObjectiveBreachedError extends DrplanError {
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('measured RPO and RTO against the objectives, last failure, repository state; exits 6 when an objective is breached')
+    .description('measured RPO and RTO against the objectives, last failure, repository state; exits 6 on a breach, 3 when a repository is unreachable')
     .option('--json', 'print the report as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
       const report = await buildStatus(context);
       if (options.json) printJson(report);
       else printReport(report);
+      const unreachable = report.repositories.filter((r) => !r.reachable);
+      if (report.ok && unreachable.length > 0) {
+        throw new StorageError(`repository unreachable: ${unreachable.map((r) => r.repository).join(', ')}`, {
+          code: 'status.unreachable',
+          hint: 'The objectives hold on the other repositories; fix the unreachable ones before they are needed.',
+        });
+      }
       if (!report.ok) {
         const breached = report.databases.flatMap((d) => [d.rpo.state === 'breached' ? `${d.database} RPO` : '', d.rto.state === 'breached' ? `${d.database} RTO` : '']).filter(Boolean);
         throw new ObjectiveBreachedError(`objective breached: ${breached.join(', ')}`, {

@@ -49,6 +49,7 @@ async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal:
   if (signal.aborted) throw new AbortedError('verification interrupted; no result was recorded', { code: 'verify.aborted' });
   if (json) printJson({ ...result, ok: result.ok && missing.length === 0, missing });
   else printChecksum(result, missing);
+  for (const check of result.sanity.filter((k) => !k.ok)) process.stderr.write(`warning: ${check.detail}\n`);
   const record: VerificationRecord = {
     formatVersion: 1,
     backupId: entry.id,
@@ -59,7 +60,7 @@ async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal:
     finishedAt: new Date().toISOString(),
     failures: failuresOf(result),
     missing,
-    checks: [...result.copies.flatMap((c) => c.checks.map((k) => ({ name: `${c.repository} ${k.name}`, ok: k.ok, detail: k.detail }))), ...result.sanity],
+    checks: result.copies.flatMap((c) => c.checks.map((k) => ({ name: `${c.repository} ${k.name}`, ok: k.ok, detail: k.detail }))),
   };
   await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);
   return record;
@@ -71,7 +72,7 @@ function printChecksum(result: VerifyResult, missing: string[]): void {
     process.stdout.write(`${copy.ok ? 'ok  ' : 'FAIL'} ${copy.repository} ${copy.object}\n`);
     for (const check of copy.checks) process.stdout.write(`     ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);
   }
-  for (const check of result.sanity) process.stdout.write(`FAIL sanity: ${check.detail}\n`);
+  for (const check of result.sanity) process.stdout.write(`${check.ok ? 'ok  ' : 'WARN'} sanity: ${check.detail}\n`);
 }
 
 function printDeep(record: VerificationRecord, json: boolean): void {

@@ -45,6 +45,7 @@ export interface HeldLock {
 
 const DEFAULT_TTL_MS = 5 * 60_000;
 const POLL_MS = 1000;
+const WAIT_LOG_MS = 30_000;
 
 export function lockKey(database: string): string {
   return `locks/${database}.json`;
@@ -54,12 +55,16 @@ export function lockKey(database: string): string {
 export async function acquireDatabaseLock(storages: Storage[], database: string, options: LockOptions): Promise<HeldLock> {
   const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
   const deadline = Date.now() + options.timeoutMs;
+  let loggedAt = 0;
   for (;;) {
     const attempt = await tryAcquireAll(storages, database, options, ttlMs);
     if ('held' in attempt) return attempt.held;
     if (options.signal?.aborted) throw new AbortedError('interrupted while waiting for the database lock', { code: 'lock.aborted' });
     if (Date.now() + POLL_MS > deadline) throw lockedError(database, attempt.holder, options.timeoutMs);
-    options.log.info({ holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
+    if (Date.now() - loggedAt >= WAIT_LOG_MS) {
+      options.log.info({ holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
+      loggedAt = Date.now();
+    }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }

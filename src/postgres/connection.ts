@@ -91,6 +91,14 @@ function mapConnectError(err: unknown, target: ConnectionTarget): Error {
       cause: err,
     });
   }
+  if (/client password must be a string/.test(error.message ?? '')) {
+    return new ConnectionError(`the server at ${target.endpoint} asks for a password, but the database URL has none (or an empty one)`, {
+      code: 'database.auth',
+      object: target.endpoint,
+      hint: 'Put the password in the database URL, for example through ${VAR} with VAR set and not empty.',
+      cause: err,
+    });
+  }
   if (error.code === '28P01' || error.code === '28000') {
     return new ConnectionError(`cannot connect to ${target.endpoint} as the given user: ${error.message}`, {
       code: 'database.auth',

@@ -27,6 +27,8 @@ import type { IncompleteWrite, ObjectInfo, PutOptions, Storage } from './storage
 /** Part size and parallel parts of a multipart upload; memory use is about their product. */
 const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
+const CONNECT_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 60_000;
 
 export interface S3Options {
   endpoint?: string;
@@ -55,6 +57,9 @@ export class S3Storage implements Storage {
       region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
       forcePathStyle: options.forcePathStyle ?? false,
       maxAttempts: 3,
+      // A store that stops answering without closing the connection must not
+      // stall a backup or verify forever: give up after a minute of silence.
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
       // Flexible checksums are not implemented by every S3-compatible store;
       // drplan verifies its own SHA-256 of every object instead.
       requestChecksumCalculation: 'WHEN_REQUIRED',

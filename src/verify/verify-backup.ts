@@ -35,7 +35,7 @@ export interface VerifyResult {
   database: string;
   ok: boolean;
   copies: CopyResult[];
-  /** Sanity flags recorded at backup time, such as an unusual size. */
+  /** Sanity flags recorded at backup time, such as an unusual size: warnings, not failures. */
   sanity: CheckResult[];
 }
 
@@ -47,8 +47,14 @@ export async function verifyBackup(entry: CatalogEntry, log: Logger, signal?: Ab
     for (const check of result.checks.filter((c) => !c.ok)) log.error({ backupId: entry.id, repository: copy.storage.name, key: result.object }, check.detail);
     copies.push(result);
   }
-  const sanity: CheckResult[] = (entry.meta.flags ?? []).map((flag) => ({ name: 'sanity', ok: false, detail: `backup ${entry.id}: ${flag.message}` }));
-  return { id: entry.id, database: entry.database, ok: copies.every((c) => c.ok) && sanity.length === 0, copies, sanity };
+  // Sanity flags are warnings about the size, not integrity failures; a passed deep verification accepts them.
+  const accepted = entry.copies.some((c) => c.flagsAccepted === true);
+  const sanity: CheckResult[] = (entry.meta.flags ?? []).map((flag) => ({
+    name: 'sanity',
+    ok: accepted,
+    detail: `backup ${entry.id}: ${flag.message}${accepted ? ' (accepted: a deep verification passed)' : '; run `drplan verify --deep` to prove it'}`,
+  }));
+  return { id: entry.id, database: entry.database, ok: copies.every((c) => c.ok), copies, sanity };
 }
 
 /**
@@ -87,9 +93,9 @@ async function prunedBackups(storage: Storage): Promise<Set<string>> {
   return deleted;
 }
 
-/** Lists every failed check of a result, one line each. */
+/** Lists every failed integrity check of a result, one line each. */
 export function failuresOf(result: VerifyResult): string[] {
-  return [...result.copies.flatMap((c) => c.checks.filter((k) => !k.ok).map((k) => k.detail)), ...result.sanity.map((k) => k.detail)];
+  return result.copies.flatMap((c) => c.checks.filter((k) => !k.ok).map((k) => k.detail));
 }
 
 async function verifyCopy(copy: BackupCopy, signal?: AbortSignal): Promise<CopyResult> {
@@ -101,7 +107,7 @@ async function verifyCopy(copy: BackupCopy, signal?: AbortSignal): Promise<CopyR
   if (info) {
     const sizeOk = info.size === meta.dump.bytes;
     checks.push({ name: 'size', ok: sizeOk, detail: `${where}: stored ${info.size} bytes, metadata says ${meta.dump.bytes}` });
-    checks.push(...(await readAndCheck(storage.get.bind(storage), meta, where, signal)));
+    checks.push(...(await readAndCheck((key) => storage.get(key, { signal }), meta, where, signal)));
   }
   if (meta.globals) checks.push(await checkGlobals(copy, signal));
   return { repository: storage.name, object: meta.dump.key, ok: checks.every((c) => c.ok), checks };

@@ -116,9 +116,19 @@ describe('failures', () => {
     const meta = JSON.parse(backup.stdout) as { storedBytes: number; flags: { code: string; message: string }[] };
     expect(meta.flags).toEqual([{ code: 'size.tiny', message: `stored size ${meta.storedBytes} bytes is below the minimum of 1024 bytes` }]);
     const verify = await runCli(['--config', file, 'verify', 'latest'], { env });
-    expect(verify.code).toBe(4);
-    expect(verify.stdout).toContain(`FAIL sanity: backup `);
-    expect(verify.stderr).toContain(`stored size ${meta.storedBytes} bytes is below the minimum of 1024 bytes`);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('WARN sanity: backup ');
+    expect(verify.stderr).toContain(`warning: backup `);
+    expect(verify.stderr).toContain(`stored size ${meta.storedBytes} bytes is below the minimum of 1024 bytes; run \`drplan verify --deep\` to prove it`);
+    const status = await runCli(['--config', file, 'status', '--json'], { env });
+    expect(JSON.parse(status.stdout).databases[0].rpo.newestGoodBackup).toBeNull();
+
+    const deep = await runCli(['--config', file, 'verify', '--deep', 'latest'], { env, timeoutMs: 120_000 });
+    expect(deep.code, deep.stderr).toBe(0);
+    const after = await runCli(['--config', file, 'verify', 'latest'], { env });
+    expect(after.stdout).toContain('(accepted: a deep verification passed)');
+    const accepted = await runCli(['--config', file, 'status', '--json'], { env });
+    expect(JSON.parse(accepted.stdout).databases[0].rpo.newestGoodBackup).not.toBeNull();
   });
 
   it('list needs no database password', async () => {

@@ -29,7 +29,10 @@ function failingReads(inner: Storage, limit: number): Storage {
     const cut = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         seen += chunk.length;
-        if (seen > limit) return callback(new Error('connection reset by peer'));
+        if (seen > limit) {
+          source.destroy();
+          return callback(new Error('connection reset by peer'));
+        }
         callback(null, chunk);
       },
     });
