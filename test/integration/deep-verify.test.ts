@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../src/postgres/cluster.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { loadSqlFile, query } from '../helpers/pg.js';
+import { waitForChild } from '../helpers/procs.js';
 import { fileRepository, s3Env, s3Repository, writePlan, type TestRepository } from '../helpers/plan.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3.js';
 
@@ -90,7 +91,8 @@ describe('deep verification', () => {
   it('interrupted run records nothing', async () => {
     const before = await readdir(path.join(local.dir, 'backups', 'chinook'));
     const started = startCli(['--config', planFile, 'verify', '--deep', backupId], { env, timeoutMs: 120_000 });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Interrupt while the scratch cluster is being created, whatever the machine's speed.
+    await waitForChild(started.child.pid!, 'initdb', '--auth=scram-sha-256');
     started.child.kill('SIGINT');
     const result = await started.result;
     expect(result.code).toBe(130);

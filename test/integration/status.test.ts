@@ -30,7 +30,7 @@ describe('status', () => {
     await query(cluster.url('app'), "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 2000) g");
     repo = await fileRepository('local');
     planFile = await writePlan({
-      objectives: { rpo: { database: '3s' }, rto: { database: '10m' } },
+      objectives: { rpo: { database: '8s' }, rto: { database: '10m' } },
       databases: [{ name: 'app', url: cluster.url('app').replace(cluster.password, '${APP_PASSWORD}') }],
       repositories: [repo],
     });
@@ -61,7 +61,7 @@ describe('status', () => {
     expect(code).toBe(0);
     const db = report.databases[0]!;
     expect(db.rpo.state).toBe('met');
-    expect(db.rpo.objective).toBe('3s');
+    expect(db.rpo.objective).toBe('8s');
     expect(db.rpo.newestGoodBackup!.id).toBe(backup.stdout.trim());
     expect(db.rto.state).toBe('unmeasured');
     expect(report.repositories[0]).toMatchObject({ repository: 'local', reachable: true, backups: 1 });
@@ -69,11 +69,11 @@ describe('status', () => {
   });
 
   it('old backup breaches the RPO', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    await new Promise((resolve) => setTimeout(resolve, 8500));
     const { code, report, stderr } = await status();
     expect(code).toBe(6);
     expect(report.databases[0]!.rpo.state).toBe('breached');
-    expect(report.databases[0]!.rpo.measuredSeconds).toBeGreaterThan(3);
+    expect(report.databases[0]!.rpo.measuredSeconds).toBeGreaterThan(8);
     expect(stderr).toContain('objective breached: app RPO');
   });
 
