@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../src/postgres/cluster.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { query } from '../helpers/pg.js';
@@ -43,8 +43,15 @@ describe('database lock', () => {
     await locker.query('BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE');
   });
 
+  afterEach(async () => {
+    // Release the table even when a test failed half-way, so later tests start clean.
+    await locker.query('ROLLBACK');
+  });
+
+  /** Counts the dumps of this test's cluster; other test files run their own dumps at the same time. */
   async function countDumps(): Promise<number> {
-    return (await listProcesses()).filter((p) => p.argv[0]?.endsWith('/pg_dump') && p.argv.includes('--format=custom')).length;
+    const ofThisCluster = (argv: string[]) => argv.some((arg) => arg.startsWith('--dbname=') && arg.includes(`:${cluster.port}/`));
+    return (await listProcesses()).filter((p) => p.argv[0]?.endsWith('/pg_dump') && p.argv.includes('--format=custom') && ofThisCluster(p.argv)).length;
   }
 
   it('second backup refuses naming holder', async () => {
