@@ -31,12 +31,12 @@ export async function removeTempDirs(): Promise<void> {
   await Promise.all(createdDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
-/** A repository on the local S3 server. */
+/** Describes a repository on the local S3 server. */
 export function s3Repository(name: string, s3: S3TestServer, bucket: string, prefix = 'drplan'): TestRepository {
   return { name, url: `s3://${bucket}/${prefix}`, endpoint: s3.endpoint, region: s3.region, forcePathStyle: true };
 }
 
-/** A repository in a new temp directory. */
+/** Creates a repository in a new temp directory. */
 export async function fileRepository(name: string): Promise<TestRepository & { dir: string }> {
   const dir = await tempDir(`drplan-repo-${name}-`);
   return { name, url: `file://${dir}`, dir };

@@ -269,7 +269,7 @@ describe('failures', () => {
   });
 });
 
-/** A loopback port with nothing listening on it. */
+/** Returns a loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,7 +1,7 @@
 /**
- * Two backups of one database never run at once: the second refuses (or
- * waits, with backup.lockTimeout) and names the holder; a lock left by a
- * killed process is taken over with a warning.
+ * Two backups of one database never run at once. The second one fails and
+ * names the holder, or waits when backup.lockTimeout allows it. A lock left
+ * by a killed process is taken over with a warning.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
