@@ -30,7 +30,7 @@ export async function listProcesses(): Promise<ProcessEntry[]> {
 /**
  * Waits until a child of `parent` whose program name ends with `program` and
  * whose arguments include `argument` exists, and returns it. The argument
- * tells a real run from a version probe of the same program.
+ * separates a real run from a version probe of the same program.
  */
 export async function waitForChild(parent: number, program: string, argument: string, timeoutMs = 30_000): Promise<ProcessEntry> {
   const deadline = Date.now() + timeoutMs;
