@@ -4,8 +4,8 @@
  * `--now` at Friday 2026-12-04 12:00 UTC, with one scheduled backup a day at
  * 02:00 UTC going back 100 days.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,21 +18,10 @@ import { FileStorage } from '../../src/storage/file.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { runCli } from '../helpers/cli.js';
 import { fileRepository } from '../helpers/plan.js';
+import { sha256, writeFakeBackup, writeObject, type FakeBackup, type Origin } from '../helpers/fake-repository.js';
 
 const NOW = '2026-12-04T12:00:00Z';
 const NOW_MS = Date.parse(NOW);
-const DAY_MS = 86_400_000;
-
-type Origin = 'scheduled' | 'manual' | 'pre_restore';
-
-interface FakeBackup {
-  id: string;
-  origin: Origin;
-  startedAt: Date;
-  flags?: { code: string; message: string }[];
-  /** Writes a verification record with this result. */
-  verified?: boolean;
-}
 
 interface FakeRepository {
   name: string;
@@ -70,72 +59,6 @@ function scheduledRange(from: number, to: number): FakeBackup[] {
   return backups;
 }
 
-function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function writeObject(dir: string, key: string, body: Buffer | string): Promise<void> {
-  const file = path.join(dir, ...key.split('/'));
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, body);
-}
-
-/** Writes the dump, globals, metadata and optional verification record of one backup, as `drplan backup` and `drplan verify` lay them out. */
-async function writeBackup(dir: string, backup: FakeBackup): Promise<string[]> {
-  const base = `${backup.origin === 'scheduled' ? 'backups' : 'manual'}/app/${backup.id}`;
-  const dump = randomBytes(64);
-  const globals = randomBytes(32);
-  const finishedAt = new Date(backup.startedAt.getTime() + 90_000);
-  const meta = {
-    formatVersion: 1,
-    id: backup.id,
-    database: 'app',
-    kind: 'logical',
-    origin: backup.origin,
-    startedAt: backup.startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    durationMs: 90_000,
-    server: { version: '16.4', major: 16 },
-    tool: { program: 'pg_dump', version: '16.4' },
-    drplanVersion: '0.1.0',
-    format: 'custom',
-    compression: { algorithm: 'zstd', level: 3 },
-    rawBytes: dump.length * 4,
-    storedBytes: dump.length,
-    sha256: sha256(dump),
-    dump: { key: `${base}.dump.zst`, bytes: dump.length, sha256: sha256(dump) },
-    globals: { key: `${base}.globals.sql.zst`, bytes: globals.length, sha256: sha256(globals), rolePasswords: false },
-    databaseOwner: 'app',
-    encoding: 'UTF8',
-    tables: [{ schema: 'public', name: 'items', rows: 100 }],
-    repositories: ['local'],
-    ...(backup.flags ? { flags: backup.flags } : {}),
-  };
-  const keys = [`${base}.meta.json`, meta.dump.key, meta.globals.key];
-  await writeObject(dir, meta.dump.key, dump);
-  await writeObject(dir, meta.globals.key, globals);
-  await writeObject(dir, keys[0]!, `${JSON.stringify(meta, null, 2)}\n`);
-
-  if (backup.verified !== undefined) {
-    const verifiedAt = new Date(finishedAt.getTime() + 3_600_000);
-    const key = `${base}.verify-${verifiedAt.toISOString().replace(/[-:.]/g, '')}.json`;
-    const record = {
-      formatVersion: 1,
-      backupId: backup.id,
-      database: 'app',
-      kind: 'checksum',
-      ok: backup.verified,
-      startedAt: verifiedAt.toISOString(),
-      finishedAt: verifiedAt.toISOString(),
-      failures: backup.verified ? [] : [`${meta.dump.key}: sha256 mismatch`],
-      checks: [],
-    };
-    await writeObject(dir, key, JSON.stringify(record));
-    keys.push(key);
-  }
-  return keys;
-}
-
 /** Writes a dump object without metadata, last modified at `modified`, as an interrupted backup leaves it. */
 async function writePartial(dir: string, key: string, modified: Date): Promise<void> {
   await writeObject(dir, key, randomBytes(48));
@@ -145,7 +68,7 @@ async function writePartial(dir: string, key: string, modified: Date): Promise<v
 async function fabricate(backups: FakeBackup[]): Promise<FakeRepository> {
   const repo = await fileRepository('local');
   const keys = new Map<string, string[]>();
-  for (const backup of backups) keys.set(backup.id, await writeBackup(repo.dir, backup));
+  for (const backup of backups) keys.set(backup.id, await writeFakeBackup(repo.dir, backup));
   return { ...repo, keys };
 }
 

@@ -4,92 +4,23 @@
  * own copy of a consistent repository in one way and expects exactly that
  * one problem.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { fileRepository, writePlan } from '../helpers/plan.js';
-
-const DUMP_BYTES = 64;
-
-interface FakeBackup {
-  id: string;
-  area: 'backups' | 'manual';
-  origin: 'scheduled' | 'manual' | 'pre_restore';
-  startedAt: string;
-  verified?: boolean;
-}
+import { writeFakeBackup, writeObject, type FakeBackup } from '../helpers/fake-repository.js';
 
 const BACKUPS: FakeBackup[] = [
-  { id: 'backup_20261204_020000', area: 'backups', origin: 'scheduled', startedAt: '2026-12-04T02:00:00.000Z', verified: true },
-  { id: 'backup_20261203_020000', area: 'backups', origin: 'scheduled', startedAt: '2026-12-03T02:00:00.000Z' },
-  { id: 'backup_20261202_020000', area: 'backups', origin: 'scheduled', startedAt: '2026-12-02T02:00:00.000Z' },
-  { id: 'before_migration', area: 'manual', origin: 'manual', startedAt: '2026-11-20T09:30:00.000Z' },
-  { id: 'pre_restore_20261201_101500', area: 'manual', origin: 'pre_restore', startedAt: '2026-12-01T10:15:00.000Z' },
+  { id: 'backup_20261204_020000', origin: 'scheduled', startedAt: new Date('2026-12-04T02:00:00.000Z'), verified: true },
+  { id: 'backup_20261203_020000', origin: 'scheduled', startedAt: new Date('2026-12-03T02:00:00.000Z') },
+  { id: 'backup_20261202_020000', origin: 'scheduled', startedAt: new Date('2026-12-02T02:00:00.000Z') },
+  { id: 'before_migration', origin: 'manual', startedAt: new Date('2026-11-20T09:30:00.000Z') },
+  { id: 'pre_restore_20261201_101500', origin: 'pre_restore', startedAt: new Date('2026-12-01T10:15:00.000Z') },
 ];
-
-function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function writeObject(dir: string, key: string, body: Buffer | string): Promise<void> {
-  const file = path.join(dir, ...key.split('/'));
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, body);
-}
-
-/** Writes the dump, globals, metadata and optional verification record of one backup, as `drplan backup` and `drplan verify` lay them out. */
-async function writeBackup(dir: string, backup: FakeBackup): Promise<void> {
-  const base = `${backup.area}/app/${backup.id}`;
-  const dump = randomBytes(DUMP_BYTES);
-  const globals = randomBytes(32);
-  const finishedAt = new Date(Date.parse(backup.startedAt) + 90_000).toISOString();
-  const meta = {
-    formatVersion: 1,
-    id: backup.id,
-    database: 'app',
-    kind: 'logical',
-    origin: backup.origin,
-    startedAt: backup.startedAt,
-    finishedAt,
-    durationMs: 90_000,
-    server: { version: '16.4', major: 16 },
-    tool: { program: 'pg_dump', version: '16.4' },
-    drplanVersion: '0.1.0',
-    format: 'custom',
-    compression: { algorithm: 'zstd', level: 3 },
-    rawBytes: DUMP_BYTES * 4,
-    storedBytes: DUMP_BYTES,
-    sha256: sha256(dump),
-    dump: { key: `${base}.dump.zst`, bytes: DUMP_BYTES, sha256: sha256(dump) },
-    globals: { key: `${base}.globals.sql.zst`, bytes: globals.length, sha256: sha256(globals), rolePasswords: false },
-    databaseOwner: 'app',
-    encoding: 'UTF8',
-    tables: [{ schema: 'public', name: 'items', rows: 100 }],
-    repositories: ['local'],
-  };
-  await writeObject(dir, meta.dump.key, dump);
-  await writeObject(dir, meta.globals.key, globals);
-  await writeObject(dir, `${base}.meta.json`, `${JSON.stringify(meta, null, 2)}\n`);
-
-  if (backup.verified !== undefined) {
-    const record = {
-      formatVersion: 1,
-      backupId: backup.id,
-      database: 'app',
-      kind: 'checksum',
-      ok: backup.verified,
-      startedAt: finishedAt,
-      finishedAt,
-      failures: [],
-      checks: [],
-    };
-    await writeObject(dir, `${base}.verify-${finishedAt.replace(/[-:.]/g, '')}.json`, JSON.stringify(record));
-  }
-}
 
 /** A loopback port that nothing listens on, because repo check must not need the database. */
 async function closedPort(): Promise<number> {
@@ -106,7 +37,7 @@ let databaseUrl: string;
 beforeAll(async () => {
   databaseUrl = `postgres://app:app-password@127.0.0.1:${await closedPort()}/app`;
   template = await mkdtemp(path.join(tmpdir(), 'drplan-repo-template-'));
-  for (const backup of BACKUPS) await writeBackup(template, backup);
+  for (const backup of BACKUPS) await writeFakeBackup(template, backup);
 });
 
 afterAll(async () => {
