@@ -22,11 +22,11 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 export interface DrplanErrorOptions {
   /** Stable, machine-readable identifier such as `config.invalid`. */
   code: string;
-  /** What drplan was doing, for example `backup` or `restore`. */
+  /** The operation drplan was doing, for example `backup` or `restore`. */
   operation?: string;
   /** The object involved: a field path, a storage key, a database name. */
   object?: string;
-  /** What the user can do about it, printed on its own line. */
+  /** The action that fixes the problem, printed on its own line. */
   hint?: string;
   cause?: unknown;
 }

@@ -149,7 +149,7 @@ function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {
 export function findBackup(catalog: Catalog, idOrLatest: string, database?: string): CatalogEntry {
   const candidates = catalog.entries.filter((e) => database === undefined || e.database === database);
   if (idOrLatest === 'latest') {
-    // A pre_restore backup holds the state an in-place restore replaced, often
+    // A pre_restore backup contains the state an in-place restore replaced, often
     // the damaged one; "latest" must not bring that back by accident.
     return findLatest(candidates.filter((e) => e.meta.origin !== 'pre_restore'), database, catalog);
   }

@@ -2,9 +2,9 @@
  * Compression and decompression of backup streams.
  *
  * zstd runs as the standard `zstd` program, because Node.js 20 has no zstd in
- * zlib and the program's output is by definition readable by `zstd -d`; it
- * also compresses on several threads (`-T0`). gzip uses Node's zlib. `none`
- * passes bytes through.
+ * zlib and that program's output is what `zstd -d` reads. It also compresses
+ * on several threads (`-T0`). gzip uses Node's zlib, and `none` passes bytes
+ * through.
  */
 import { createGunzip, createGzip } from 'node:zlib';
 import { createWriteStream } from 'node:fs';
@@ -44,8 +44,9 @@ export function decompress(input: Readable, algorithm: Compression, signal?: Abo
 
 /**
  * Decompresses `input` into `file`. zstd writes the file itself, so the
- * decompressed bytes (about three times the stored size) never pass through
- * Node; this is most of the time a restore spends before pg_restore starts.
+ * decompressed bytes (about three times the stored size in the benchmark)
+ * never pass through Node. That copy was most of the time a restore spent
+ * before pg_restore started.
  */
 export async function decompressToFile(input: Readable, algorithm: Compression, file: string, signal?: AbortSignal): Promise<void> {
   if (algorithm === 'zstd') {
@@ -67,7 +68,7 @@ function viaTransform(input: Readable, transform: NodeJS.ReadWriteStream & Reada
     });
   });
   input.pipe(transform);
-  // A rejection here is also reported by whoever consumes the output.
+  // The consumer of the output also gets this error, so it is not reported twice.
   done.catch(() => undefined);
   return { output: transform, done };
 }

@@ -37,11 +37,13 @@ export function assertValidBackupId(id: string): void {
   }
 }
 
+const EXTENSIONS: Record<Compression, string> = { zstd: '.zst', gzip: '.gz', none: '' };
+
 export function fileExtension(compression: Compression): string {
-  return compression === 'zstd' ? '.zst' : compression === 'gzip' ? '.gz' : '';
+  return EXTENSIONS[compression];
 }
 
-/** The keys of one backup's objects. */
+/** Returns the keys of one backup's objects. */
 export function backupKeys(area: Area, database: string, id: string, compression: Compression) {
   const base = `${area}/${database}/${id}`;
   return {
@@ -51,7 +53,7 @@ export function backupKeys(area: Area, database: string, id: string, compression
   };
 }
 
-/** The directory (key prefix) holding a database's backups in one area. */
+/** Returns the key prefix of a database's backups in one area. */
 export function databasePrefix(area: Area, database: string): string {
   return `${area}/${database}/`;
 }

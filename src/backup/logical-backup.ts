@@ -79,7 +79,7 @@ const ID_ATTEMPTS = 3;
 
 /**
  * Picks the backup id and start time. A default id names the second, so when
- * the previous backup of the same second still holds it, the next second is used.
+ * the previous backup of the same second already uses it, the next second is used.
  */
 async function chooseId(context: PlanContext, request: BackupRequest, origin: BackupMetadata['origin']): Promise<Omit<BackupNames, 'origin' | 'log' | 'lock'>> {
   const compression = context.plan.backup.compression;
@@ -245,7 +245,7 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
   for (const [index, info] of (results[1] as PromiseFulfilledResult<ObjectInfo[]>).value.entries()) {
     if (info.size === stored.bytes) continue;
     const repository = context.storages[index]!.name;
-    throw new IntegrityError(`repository ${repository} holds ${info.size} bytes of ${key}, but ${stored.bytes} were written`, { code: 'backup.size', object: key });
+    throw new IntegrityError(`repository ${repository} has ${info.size} bytes of ${key}, but ${stored.bytes} were written`, { code: 'backup.size', object: key });
   }
   await client.query('COMMIT');
   return { key, tables, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };

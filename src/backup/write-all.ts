@@ -10,7 +10,7 @@ import { Tee } from '../util/streams.js';
 
 /**
  * Streams `source` into `key` on every storage in parallel. Resolves when
- * every storage holds the complete object; on any failure aborts the other
+ * every storage has the complete object. On any failure it aborts the other
  * writes, deletes completed copies and rejects with the first error.
  */
 export async function writeToAll(storages: Storage[], key: string, source: Readable, signal: AbortSignal, log: Logger): Promise<ObjectInfo[]> {

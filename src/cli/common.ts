@@ -14,7 +14,7 @@ export interface GlobalOptions {
 
 let rootLogger: Logger | undefined;
 
-/** The process-wide logger, created on first use with the `--log-level` given. */
+/** Returns the process-wide logger, created on first use with the `--log-level` given. */
 export function logger(options: GlobalOptions = {}): Logger {
   rootLogger ??= createLogger(options.logLevel);
   return rootLogger;
@@ -31,7 +31,7 @@ export async function loadContext(options: GlobalOptions, use: { repositoriesOnl
 }
 
 /**
- * An abort signal fired by the first SIGINT or SIGTERM, so that running
+ * Returns an abort signal fired by the first SIGINT or SIGTERM, so that running
  * children are stopped and partial objects removed before exit. A second
  * signal exits at once.
  */

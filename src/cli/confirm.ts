@@ -4,7 +4,7 @@ import { AbortedError, UsageError } from '../errors.js';
 
 /**
  * Asks the user to type `expected` to go on. Without a terminal on stdin the
- * step needs `--yes`; a wrong answer aborts with nothing changed.
+ * step needs `--yes`. Any other input aborts with nothing changed.
  */
 export async function confirmDestructive(question: string, expected: string, yes: boolean, flagHint: string): Promise<void> {
   if (yes) return;
@@ -25,7 +25,7 @@ export async function confirmDestructive(question: string, expected: string, yes
     prompt.close();
   }
   if (answer.trim() !== expected) {
-    throw new UsageError(`not confirmed: the answer was not "${expected}"; nothing was changed`, {
+    throw new UsageError(`not confirmed: the input was not "${expected}"; nothing was changed`, {
       code: 'usage.declined',
       hint: `Run the command again and type ${expected} exactly, or pass --yes.`,
     });

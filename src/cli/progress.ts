@@ -21,7 +21,7 @@ export function startProgress(label: string): Progress {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const started = Date.now();
   let drawnAt = 0;
-  let shown = false;
+  let drawn = false;
   return {
     update(bytes) {
       const now = Date.now();
@@ -31,10 +31,10 @@ export function startProgress(label: string): Progress {
       const line = `${label}: ${formatBytes(bytes)} read, ${formatBytes(Math.round(rate))}/s`;
       // A line wider than the terminal wraps, and the carriage return then redraws only its last part.
       process.stderr.write(`${CLEAR_LINE}${line.slice(0, Math.max((process.stderr.columns ?? 80) - 1, 1))}`);
-      shown = true;
+      drawn = true;
     },
     stop() {
-      if (shown) process.stderr.write(CLEAR_LINE);
+      if (drawn) process.stderr.write(CLEAR_LINE);
     },
   };
 }

@@ -17,10 +17,10 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
 
 export interface LoadOptions {
   /**
-   * Leave `${VAR}` as written in `databases[].url` when VAR is not set. For
-   * commands that read only the repositories (list, verify, status, prune),
-   * so they work on a machine that has the bucket credentials but not the
-   * database password; using such a URL fails with the variable named.
+   * Leave `${VAR}` as written in `databases[].url` when VAR is not set. This
+   * is for commands that read only the repositories (list, verify, status,
+   * prune), so they work on a machine without the database password. A
+   * command that connects with such a URL fails and names the variable.
    */
   deferDatabaseVariables?: boolean;
 }
@@ -100,8 +100,8 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
     }
     const value = valueAt(raw, issue.path as (string | number)[]);
     if (value === undefined) return `${where || '(top level)'}: missing; this field is required`;
-    const shown = JSON.stringify(redactIfUrl(value));
-    return `${where || '(top level)'}: ${shown} is invalid; expected ${expectation(issue)}`;
+    const quotedValue = JSON.stringify(redactIfUrl(value));
+    return `${where || '(top level)'}: ${quotedValue} is invalid; expected ${expectation(issue)}`;
   });
   return new ConfigError(`invalid plan ${file}:\n  ${lines.join('\n  ')}`, {
     code: 'config.invalid',
@@ -162,8 +162,8 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
- * A table of objectives (`rpo: { database: 24h, ... }`) must name the
- * `database` category or every database without its own objective; a
+ * Checks that a table of objectives (`rpo: { database: 24h, ... }`) names the
+ * `database` category or every database without its own objective, because a
  * misspelt key would otherwise switch the objective off without a word.
  */
 function checkObjectiveTables(plan: Plan, file: string): void {
@@ -232,5 +232,10 @@ function redactIfUrl(value: unknown): unknown {
 }
 
 function formatPath(fieldPath: (string | number)[]): string {
-  return fieldPath.map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? part : `.${part}`)).join('');
+  let formatted = '';
+  for (const part of fieldPath) {
+    if (typeof part === 'number') formatted += `[${part}]`;
+    else formatted += formatted === '' ? part : `.${part}`;
+  }
+  return formatted;
 }

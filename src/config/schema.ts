@@ -27,7 +27,7 @@ export const retentionRulesSchema = z.strictObject({
   keepDaily: z.number().int().positive().optional(),
   keepWeekly: z.number().int().positive().optional(),
   keepMonthly: z.number().int().positive().optional(),
-  /** Compliance cap: nothing older is kept, whatever the other rules say. */
+  /** Compliance cap: nothing older is kept, whatever the other rules select. */
   maxAgeDays: z.number().int().positive().optional(),
 });
 

@@ -80,20 +80,20 @@ async function tryAcquireAll(storages: Storage[], database: string, options: Loc
     startedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + ttlMs).toISOString(),
   };
-  const taken: Storage[] = [];
+  const acquired: Storage[] = [];
   for (const storage of storages) {
     let holder: LockInfo | undefined;
     try {
       holder = await tryAcquire(storage, info, options.log);
     } catch (err) {
-      await Promise.all(taken.map((s) => releaseOn(s, info)));
+      await Promise.all(acquired.map((s) => releaseOn(s, info)));
       throw err;
     }
     if (holder) {
-      await Promise.all(taken.map((s) => releaseOn(s, info)));
+      await Promise.all(acquired.map((s) => releaseOn(s, info)));
       return { holder };
     }
-    taken.push(storage);
+    acquired.push(storage);
   }
   return { held: startRenewal(storages, info, ttlMs, options.log) };
 }
@@ -146,7 +146,7 @@ function processExists(pid: number): boolean {
   return !isZombie(pid);
 }
 
-/** A killed process stays a zombie until its parent reaps it; it no longer runs anything. */
+/** Checks whether `pid` is a zombie: killed, no longer running, and not yet reaped by its parent. */
 function isZombie(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -71,7 +71,7 @@ export async function withClient<T>(target: ConnectionTarget, fn: (client: pg.Cl
 }
 
 /**
- * The URI with its password, for the in-process client only: pg lets values
+ * Returns the URI with its password, for the in-process client only: pg lets values
  * parsed from a connection string override a separate `password` option.
  */
 function withPassword(target: ConnectionTarget): string {

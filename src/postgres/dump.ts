@@ -28,7 +28,7 @@ export interface GlobalsDump {
 /**
  * Captures roles, memberships and tablespaces with `pg_dumpall --globals-only`.
  * A role that may not read pg_authid still gets the rest, without password
- * hashes, and the result says so.
+ * hashes, and `rolePasswords` is then false.
  */
 export async function dumpGlobals(tool: PgTool, target: ConnectionTarget, signal?: AbortSignal): Promise<GlobalsDump> {
   const args = ['--globals-only', '--no-password', `--dbname=${target.uri}`];

@@ -11,7 +11,7 @@ import type { PgTool } from './tools.js';
  * Feeds `archive` to `pg_restore --list` and resolves with the table of
  * contents. pg_restore stops reading after the table of contents; the rest of
  * the stream is still consumed (and dropped), so a caller hashing the same
- * stream sees every byte.
+ * stream gets every byte.
  */
 export async function listArchive(tool: PgTool, archive: Readable, signal?: AbortSignal): Promise<string> {
   const running = startProcess(tool.path, ['--list'], { stdin: 'pipe', signal, operation: 'pg_restore --list' });

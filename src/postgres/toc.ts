@@ -60,12 +60,12 @@ function resolveTables(entries: ScriptEntry[], tables: TableName[]): Set<string>
   const selected = new Set<string>();
   for (const table of tables) {
     const matches = entries.filter((e) => e.type === 'TABLE' && e.name === table.name && (table.schema === undefined || e.schema === table.schema));
-    const shown = table.schema ? `${table.schema}.${table.name}` : table.name;
+    const qualifiedName = table.schema ? `${table.schema}.${table.name}` : table.name;
     if (matches.length === 0) {
-      throw new NotFoundError(`table ${shown} is not in the backup`, { code: 'restore.table', object: shown, hint: 'Check the name; use schema.name for tables outside the search path.' });
+      throw new NotFoundError(`table ${qualifiedName} is not in the backup`, { code: 'restore.table', object: qualifiedName, hint: 'Check the name; use schema.name for tables outside the search path.' });
     }
     if (matches.length > 1) {
-      throw new UsageError(`table name ${shown} exists in several schemas: ${matches.map((m) => m.schema).join(', ')}`, {
+      throw new UsageError(`table name ${qualifiedName} exists in several schemas: ${matches.map((m) => m.schema).join(', ')}`, {
         code: 'usage.table',
         hint: `Write it as schema.name, for example ${matches[0]!.schema}.${table.name}.`,
       });

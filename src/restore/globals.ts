@@ -36,7 +36,7 @@ function statementsOf(sql: string): string[] {
     .filter((line) => line.length > 0 && !line.startsWith('--') && !line.startsWith('\\') && !/^SET /.test(line));
 }
 
-/** The role a CREATE ROLE, ALTER ROLE or GRANT ... TO statement changes. */
+/** Returns the role that a CREATE ROLE, ALTER ROLE or GRANT ... TO statement changes. */
 function roleOf(statement: string): string | undefined {
   const match = /^(?:CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[^\s;]+)/.exec(statement) ?? /^GRANT .* TO ("(?:[^"]|"")+"|[^\s;]+)/.exec(statement);
   if (!match) return undefined;

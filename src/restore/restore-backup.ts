@@ -174,7 +174,7 @@ async function createOrCheckTarget(client: pg.Client, plan: RestorePlan, clean: 
   if (clean) return;
   const objects = await withClient(plan.target, (target) => countUserObjects(target));
   if (objects > 0) {
-    throw new UsageError(`target database ${name} already exists and holds ${objects} objects`, {
+    throw new UsageError(`target database ${name} already exists and contains ${objects} objects`, {
       code: 'restore.target_not_empty',
       object: name,
       hint: 'Choose a new --target-database name, or pass --clean to replace the objects in the backup.',

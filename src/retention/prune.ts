@@ -108,7 +108,9 @@ async function findIncomplete(storage: Storage, before: number): Promise<Reposit
 /** Returns the rules for one class of backups, with the plan's compliance cap applied to all of them. */
 function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, origin: PruneDecision['class']): RetentionRules {
   const base: RetentionRules = retention ?? {};
-  const specific = origin === 'manual' ? retention?.manual : origin === 'pre_restore' ? retention?.preRestore : undefined;
+  let specific: RetentionRules | undefined;
+  if (origin === 'manual') specific = retention?.manual;
+  if (origin === 'pre_restore') specific = retention?.preRestore;
   const rules = { ...(specific ?? base) };
   const caps = [rules.maxAgeDays, base.maxAgeDays, context.plan.compliance?.maxRetentionDays].filter((v): v is number => v !== undefined);
   if (caps.length > 0) rules.maxAgeDays = Math.min(...caps);
@@ -147,7 +149,7 @@ async function applyRepository(context: PlanContext, storage: Storage, result: R
   await recordPrune(storage, result);
 }
 
-/** The database of a key in the backup areas (`<area>/<database>/...`). */
+/** Returns the database of a key in the backup areas (`<area>/<database>/...`). */
 function databaseOfKey(key: string): string {
   return key.split('/')[1] ?? '';
 }

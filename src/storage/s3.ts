@@ -57,8 +57,8 @@ export class S3Storage implements Storage {
       region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
       forcePathStyle: options.forcePathStyle ?? false,
       maxAttempts: 3,
-      // A store that stops answering without closing the connection must not
-      // stall a backup or verify forever: give up after a minute of silence.
+      // A store that stops responding without closing the connection must not
+      // stall a backup or verify forever, so requests give up after a minute of silence.
       requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
       // Flexible checksums are not implemented by every S3-compatible store;
       // drplan verifies its own SHA-256 of every object instead.
@@ -232,8 +232,8 @@ export class S3Storage implements Storage {
       });
     }
     if (status === undefined) {
-      const what = key === '.' ? '' : ` to ${action} ${key}`;
-      return new ConnectionError(`repository ${this.name}: cannot reach ${this.endpointName()}${what}: ${error.message || error.code || error.name}`, {
+      const operation = key === '.' ? '' : ` to ${action} ${key}`;
+      return new ConnectionError(`repository ${this.name}: cannot reach ${this.endpointName()}${operation}: ${error.message || error.code || error.name}`, {
         code: 'storage.unreachable',
         object: this.endpointName(),
         hint: 'Check that the S3 endpoint is running and reachable, and the endpoint URL in the plan.',

@@ -34,7 +34,7 @@ export interface PutOptions {
  * Contract:
  * - `putIfAbsent` creates a small object only when no object has the key and
  *   resolves to false, writing nothing, when one exists. Local disk makes
- *   this atomic; on S3 it relies on conditional writes (`If-None-Match`),
+ *   this atomic. On S3 it relies on conditional writes (`If-None-Match`),
  *   which some S3-compatible stores ignore, so callers that need mutual
  *   exclusion read the object back to confirm what they wrote.
  * - `put` is atomic: the object becomes visible under its key only after the

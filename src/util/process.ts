@@ -84,8 +84,8 @@ function waitForExit(
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let reason: 'aborted' | 'timeout' | undefined;
-    const kill = (why: 'aborted' | 'timeout') => {
-      reason = why;
+    const kill = (cause: 'aborted' | 'timeout') => {
+      reason = cause;
       child.kill('SIGTERM');
       // A process that ignores SIGTERM must still not outlive drplan.
       setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000).unref();
@@ -113,10 +113,12 @@ function waitForExit(
       if (reason === 'aborted') {
         return reject(new AbortedError(`${options.operation} interrupted; ${program} stopped`, { code: 'process.aborted', operation: options.operation, object: program }));
       }
-      const how = reason === 'timeout' ? `timed out after ${options.timeoutMs} ms` : signal ? `was killed by ${signal}` : `exited with status ${status}`;
+      let outcome = `exited with status ${status}`;
+      if (signal) outcome = `was killed by ${signal}`;
+      if (reason === 'timeout') outcome = `timed out after ${options.timeoutMs} ms`;
       const tail = stderrTail();
       reject(
-        new ToolError(`${options.operation} failed: ${program} ${how}${tail ? `:\n${tail}` : ''}`, {
+        new ToolError(`${options.operation} failed: ${program} ${outcome}${tail ? `:\n${tail}` : ''}`, {
           code: 'process.failed',
           operation: options.operation,
           object: program,

@@ -37,7 +37,7 @@ export class Meter extends Transform {
     callback(null, chunk);
   }
 
-  /** The hex SHA-256 of everything seen; call after the stream has ended. */
+  /** Returns the hex SHA-256 of every byte that passed; call it after the stream has ended. */
   digest(): string {
     if (!this.hash) throw new Error('Meter was created without sha256');
     return this.hash.digest('hex');

@@ -1,6 +1,6 @@
 /**
  * Verification records: the result of each verification, stored beside the
- * backup on every repository that holds it, so the history survives the loss
+ * backup on every repository that has a copy, so the history survives the loss
  * of any one machine or repository.
  *
  *   <area>/<database>/<id>.verify-<YYYYMMDDTHHMMSSmmmZ>.json
@@ -36,7 +36,7 @@ export type VerificationRecord = z.infer<typeof verificationSchema>;
 
 const RECORD_PATTERN = /\.verify-(\d{8}T\d{9}Z)\.json$/;
 
-/** The key of a new record for the backup whose metadata key is `metaKey`. */
+/** Returns the key of a new record for the backup whose metadata key is `metaKey`. */
 export function verificationKey(metaKey: string, at: Date): string {
   const stamp = keyStamp(at);
   return metaKey.replace(/\.meta\.json$/, `.verify-${stamp}.json`);
@@ -47,7 +47,7 @@ export function isVerificationKey(key: string): boolean {
   return RECORD_PATTERN.test(key);
 }
 
-/** The metadata key a verification record belongs to. */
+/** Returns the metadata key that a verification record belongs to. */
 export function metaKeyOfRecord(key: string): string {
   return key.replace(RECORD_PATTERN, '.meta.json');
 }

@@ -1,5 +1,5 @@
 /**
- * Checksum verification of a backup on every repository that holds it: the
+ * Checksum verification of a backup on every repository that has a copy: the
  * objects exist, their size and SHA-256 read back from storage match the
  * metadata, and the archive is readable by pg_restore.
  */
@@ -122,6 +122,7 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
   stored.once('error', (err) => {
     readError = err;
   });
+
   const plain = decompress(stored, meta.compression.algorithm, signal);
   const [listed, decompressed] = await Promise.allSettled([listArchive(tool, plain.output, signal), plain.done]);
   const archive: CheckResult = { name: 'archive', ok: true, detail: `${where}: pg_restore --list read the archive` };
@@ -129,8 +130,8 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
     archive.detail += ` (${listed.value.split('\n').filter((l) => l && !l.startsWith(';')).length} entries)`;
   } else {
     await drain(stored);
-    // A failed read says nothing about the stored bytes: it fails the command,
-    // not the backup, so no failed verification is recorded for it.
+    // A failed read proves nothing about the stored bytes. It fails the
+    // command, not the backup, so no failed verification is recorded for it.
     if (readError) {
       throw new StorageError(`${where}: reading the object failed: ${readError.message}`, { code: 'verify.read', object: meta.dump.key, cause: readError });
     }
@@ -138,6 +139,7 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
     archive.ok = false;
     archive.detail = `${where}: archive unreadable: ${failure.message}`;
   }
+
   const actual = meter.digest();
   const shaOk = actual === meta.dump.sha256;
   const sha: CheckResult = {

@@ -172,7 +172,7 @@ describe('failures', () => {
       await query(cluster.url('other_db'), 'CREATE TABLE keep_me (id int)');
       const result = await runCli(['--config', planFile, 'restore', id, '--target-database', 'other_db'], { env });
       expect(result.code).toBe(2);
-      expect(result.stderr).toContain('target database other_db already exists and holds');
+      expect(result.stderr).toContain('target database other_db already exists and contains');
     });
 
     it('live database is no side target', async () => {
