@@ -9,7 +9,7 @@ import { AbortedError, UsageError } from '../errors.js';
 export async function confirmDestructive(question: string, expected: string, yes: boolean, flagHint: string): Promise<void> {
   if (yes) return;
   if (!process.stdin.isTTY) {
-    throw new UsageError(`${question}: refusing without confirmation because stdin is not a terminal`, {
+    throw new UsageError(`${question}: not confirmed because stdin is not a terminal`, {
       code: 'usage.confirm',
       hint: `Pass --yes to confirm ${flagHint}, or run on a terminal to be asked.`,
     });

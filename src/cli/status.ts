@@ -50,7 +50,7 @@ function printReport(report: StatusReport): void {
   process.stdout.write('\nrepositories\n');
   for (const r of report.repositories) {
     const state = r.reachable ? 'reachable' : `UNREACHABLE: ${r.error ?? 'could not list'}`;
-    process.stdout.write(`  ${r.repository}: ${state}, ${r.backups} backups, ${formatBytes(r.bytes)}\n`);
+    process.stdout.write(`  ${r.repository}: ${state}, ${r.backups} ${r.backups === 1 ? 'backup' : 'backups'}, ${formatBytes(r.bytes)}\n`);
   }
 }
 

@@ -190,7 +190,7 @@ describe('failures', () => {
     it('in-place without --yes exits 2', async () => {
       const result = await runCli(['--config', planFile, 'restore', id, '--in-place'], { env });
       expect(result.code).toBe(2);
-      expect(result.stderr).toContain('refusing without confirmation because stdin is not a terminal');
+      expect(result.stderr).toContain('not confirmed because stdin is not a terminal');
       const list = await runCli(['--config', planFile, 'list', '--json'], { env });
       expect((JSON.parse(list.stdout) as { id: string }[]).map((b) => b.id)).toEqual([id]);
     });
