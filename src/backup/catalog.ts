@@ -8,7 +8,7 @@ import { DrplanError, NotFoundError, UsageError } from '../errors.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { isVerificationKey, metaKeyOfRecord, verificationSchema, type VerificationRecord } from '../verify/records.js';
 import { AREAS, META_SUFFIX } from './layout.js';
-import { parseMetadata, type BackupMetadata } from './metadata.js';
+import { parseMetadata, subjectOf, type BackupMetadata } from './metadata.js';
 
 /** One repository's copy of a backup. */
 export interface BackupCopy {
@@ -32,6 +32,7 @@ export interface RepositoryListing {
 /** A backup with every repository that has a committed copy of it. */
 export interface CatalogEntry {
   id: string;
+  /** The database, or for a file-set backup the file set's name. */
   database: string;
   /** The metadata of the first copy, in plan order. */
   meta: BackupMetadata;
@@ -137,10 +138,10 @@ export function isGood(entry: CatalogEntry): boolean {
 function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {
   const byKey = new Map<string, CatalogEntry>();
   for (const copy of copies) {
-    const key = `${copy.meta.database}\u0000${copy.meta.id}`;
+    const key = `${copy.meta.kind === 'files' ? 'files' : 'db'}\u0000${subjectOf(copy.meta)}\u0000${copy.meta.id}`;
     const entry = byKey.get(key);
     if (entry) entry.copies.push(copy);
-    else byKey.set(key, { id: copy.meta.id, database: copy.meta.database, meta: copy.meta, copies: [copy] });
+    else byKey.set(key, { id: copy.meta.id, database: subjectOf(copy.meta), meta: copy.meta, copies: [copy] });
   }
   return [...byKey.values()].sort((a, b) => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.id.localeCompare(a.id));
 }

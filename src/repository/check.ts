@@ -3,6 +3,7 @@
  * objects, objects without metadata, size mismatches and unreadable metadata.
  */
 import { readCatalog } from '../backup/catalog.js';
+import { storedObjects } from '../backup/metadata.js';
 import type { PlanContext } from '../context.js';
 import { findPartials } from '../retention/prune.js';
 
@@ -27,7 +28,7 @@ export async function checkRepositories(context: PlanContext): Promise<Repositor
     const repository = listing.storage.name;
     for (const entry of catalog.entries) {
       for (const copy of entry.copies.filter((c) => c.storage === listing.storage)) {
-        const objects = [copy.meta.dump, ...(copy.meta.globals ? [copy.meta.globals] : [])];
+        const objects = storedObjects(copy.meta);
         for (const object of objects) {
           const size = sizes.get(object.key);
           if (size === undefined) problems.push({ repository, kind: 'missing object', key: object.key, detail: `metadata ${copy.metaKey} names ${object.key}, which does not exist` });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { decompress, decompressToFile } from '../backup/compression.js';
 import type { BackupCopy, CatalogEntry } from '../backup/catalog.js';
+import { asLogical, type StoredObject } from '../backup/metadata.js';
 import { AbortedError, IntegrityError, NotFoundError, StorageError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { Meter, pipeInto } from '../util/streams.js';
@@ -36,8 +37,9 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
     try {
       const archive = path.join(dir, 'archive.dump');
       await downloadChecked(copy, archive, signal);
-      const globalsSql = copy.meta.globals ? await readGlobals(copy, signal) : undefined;
-      repoLog.info({ key: copy.meta.dump.key, bytes: copy.meta.dump.bytes }, 'backup copy verified');
+      const meta = asLogical(copy.meta);
+      const globalsSql = meta.globals ? await readGlobals(copy, meta.globals, signal) : undefined;
+      repoLog.info({ key: meta.dump.key, bytes: meta.dump.bytes }, 'backup copy verified');
       return { archive, globalsSql, copy, rejected: failures, dispose };
     } catch (err) {
       if (signal?.aborted) {
@@ -58,7 +60,8 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
 }
 
 async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSignal): Promise<void> {
-  const { storage, meta } = copy;
+  const { storage } = copy;
+  const meta = asLogical(copy.meta);
   const meter = new Meter({ sha256: true });
   const source = await storage.get(meta.dump.key, { signal });
   let readError: Error | undefined;
@@ -76,8 +79,7 @@ async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSig
   checkDigest(copy, meta.dump.key, meter.bytes, meter.digest(), meta.dump.bytes, meta.dump.sha256, decompressError);
 }
 
-async function readGlobals(copy: BackupCopy, signal?: AbortSignal): Promise<string> {
-  const globals = copy.meta.globals!;
+async function readGlobals(copy: BackupCopy, globals: StoredObject, signal?: AbortSignal): Promise<string> {
   const meter = new Meter({ sha256: true });
   const plain = decompress(pipeInto(await copy.storage.get(globals.key, { signal }), meter), copy.meta.compression.algorithm, signal);
   const [sql] = await Promise.all([text(plain.output), plain.done]);

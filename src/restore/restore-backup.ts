@@ -11,6 +11,7 @@ import os from 'node:os';
 import type pg from 'pg';
 import { runLogicalBackup } from '../backup/logical-backup.js';
 import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
+import { asLogical } from '../backup/metadata.js';
 import type { BackupMetadata } from '../backup/metadata.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
@@ -80,6 +81,7 @@ export async function planRestore(context: PlanContext, request: RestoreRequest)
   const filter = request.databaseName ?? request.database?.name;
   const catalog = await readCatalog(context, filter);
   const entry = findBackup(catalog, request.backup, filter);
+  asLogical(entry.meta);
   const database = request.database ?? context.plan.databases.find((d) => d.name === entry.database);
   if (!database && request.targetUrl === undefined) {
     throw new UsageError(`backup ${entry.id} belongs to database ${entry.database}, which is not in the plan`, {
@@ -109,7 +111,8 @@ export async function runRestore(context: PlanContext, request: RestoreRequest, 
   const log = context.log.child({ component: 'restore', backupId: entry.id, database: target.database });
   const fetched = await fetchVerified(entry, context.plan.backup.tempDir ?? os.tmpdir(), log, request.signal);
   try {
-    const tool = await findTool('pg_restore', entry.meta.server.major, entry.meta.server.version);
+    const meta = asLogical(entry.meta);
+    const tool = await findTool('pg_restore', meta.server.major, meta.server.version);
     const listFile = await writeTableSelection(tool, fetched.archive, request.tables, request.signal);
 
     const preRestoreBackup = request.inPlace ? await takeSafetyBackup(context, plan.database, request.signal) : undefined;
@@ -165,9 +168,10 @@ async function createOrCheckTarget(client: pg.Client, plan: RestorePlan, clean: 
   const name = plan.target.database;
   const exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
   if (!exists) {
-    const owner = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [plan.entry.meta.databaseOwner])).rowCount === 1;
-    const encoding = plan.entry.meta.encoding.replace(/[^A-Za-z0-9_]/g, '');
-    const ownerClause = owner ? ` OWNER ${quoteIdent(plan.entry.meta.databaseOwner)}` : '';
+    const meta = asLogical(plan.entry.meta);
+    const owner = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [meta.databaseOwner])).rowCount === 1;
+    const encoding = meta.encoding.replace(/[^A-Za-z0-9_]/g, '');
+    const ownerClause = owner ? ` OWNER ${quoteIdent(meta.databaseOwner)}` : '';
     await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0 ENCODING '${encoding}'${ownerClause}`);
     return;
   }

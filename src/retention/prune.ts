@@ -4,6 +4,7 @@
  */
 import type { CatalogEntry, BackupCopy } from '../backup/catalog.js';
 import { isGood, readCatalog } from '../backup/catalog.js';
+import { storedObjects } from '../backup/metadata.js';
 import type { RetentionConfig, RetentionRules } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock } from '../lock/database-lock.js';
@@ -170,7 +171,7 @@ async function removeLeftovers(storage: Storage, result: RepositoryPrune, databa
 /** Deletes the metadata first, so the backup stops being committed before its data goes. */
 async function deleteCopy(storage: Storage, copy: BackupCopy): Promise<void> {
   await storage.delete(copy.metaKey);
-  const keys = [copy.meta.dump.key, ...(copy.meta.globals ? [copy.meta.globals.key] : []), ...copy.verificationKeys];
+  const keys = [...storedObjects(copy.meta).map((o) => o.key), ...copy.verificationKeys];
   for (const key of keys) await storage.delete(key);
 }
 

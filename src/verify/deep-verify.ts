@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { CatalogEntry } from '../backup/catalog.js';
+import { asLogical } from '../backup/metadata.js';
 import type { DatabaseConfig, VerifyCheck } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { AbortedError } from '../errors.js';
@@ -52,7 +53,7 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
 
 /** Restores into a scratch database, compares row counts, runs the plan's checks, then removes the scratch target. */
 async function testRestore(context: PlanContext, entry: CatalogEntry, record: VerificationRecord, signal: AbortSignal): Promise<void> {
-  const scratch = await openScratchServer(context.plan.verify?.url, entry.meta.server.major, signal);
+  const scratch = await openScratchServer(context.plan.verify?.url, asLogical(entry.meta).server.major, signal);
   const databaseName = `drplan_verify_${randomBytes(4).toString('hex')}`;
   record.target = scratch.description;
   const target = connectionTarget(scratch.url, databaseName);
@@ -87,7 +88,7 @@ function databaseOf(context: PlanContext, entry: CatalogEntry): DatabaseConfig {
 
 async function compareRowCounts(client: pg.Client, entry: CatalogEntry): Promise<TableResult[]> {
   const results: TableResult[] = [];
-  for (const table of entry.meta.tables) {
+  for (const table of asLogical(entry.meta).tables) {
     const name = `${table.schema}.${table.name}`;
     let actual: number | null = null;
     try {

@@ -10,7 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { decompress } from '../backup/compression.js';
 import type { BackupCopy, Catalog, CatalogEntry } from '../backup/catalog.js';
-import type { BackupMetadata } from '../backup/metadata.js';
+import { mainObject, storedObjects, type BackupMetadata, type StoredObject } from '../backup/metadata.js';
+import { countTarEntries } from '../util/tar.js';
 import type { Logger } from '../logging.js';
 import { NotFoundError, StorageError } from '../errors.js';
 import { listArchive } from '../postgres/restore.js';
@@ -18,7 +19,7 @@ import { findTool } from '../postgres/tools.js';
 import { Meter, pipeInto } from '../util/streams.js';
 
 export interface CheckResult {
-  name: 'exists' | 'size' | 'sha256' | 'archive' | 'globals' | 'sanity';
+  name: 'exists' | 'size' | 'sha256' | 'archive' | 'globals' | 'manifest' | 'sanity';
   ok: boolean;
   detail: string;
 }
@@ -101,39 +102,57 @@ export function failuresOf(result: VerifyResult): string[] {
 async function verifyCopy(copy: BackupCopy, signal?: AbortSignal): Promise<CopyResult> {
   const { storage, meta } = copy;
   const checks: CheckResult[] = [];
-  const where = `repository ${storage.name}, object ${meta.dump.key}`;
-  const info = await storage.stat(meta.dump.key);
+  const main = mainObject(meta);
+  const where = `repository ${storage.name}, object ${main.key}`;
+  const info = await storage.stat(main.key);
   checks.push({ name: 'exists', ok: info !== undefined, detail: info ? `${where} exists` : `${where} is missing` });
   if (info) {
-    const sizeOk = info.size === meta.dump.bytes;
-    checks.push({ name: 'size', ok: sizeOk, detail: `${where}: stored ${info.size} bytes, metadata says ${meta.dump.bytes}` });
+    const sizeOk = info.size === main.bytes;
+    checks.push({ name: 'size', ok: sizeOk, detail: `${where}: stored ${info.size} bytes, metadata says ${main.bytes}` });
     checks.push(...(await readAndCheck((key) => storage.get(key, { signal }), meta, where, signal)));
   }
-  if (meta.globals) checks.push(await checkGlobals(copy, signal));
-  return { repository: storage.name, object: meta.dump.key, ok: checks.every((c) => c.ok), checks };
+  const sideName = meta.kind === 'logical' ? 'globals' : 'manifest';
+  for (const object of storedObjects(meta).filter((o) => o !== main)) checks.push(await checkSideObject(copy, object, sideName, signal));
+  return { repository: storage.name, object: main.key, ok: checks.every((c) => c.ok), checks };
+}
+
+/**
+ * Returns a reader that reads the decompressed main object the way its restore
+ * will: pg_restore --list for a dump, a tar parse otherwise. The tool is found
+ * before the object is opened, so no data flows before a reader is attached.
+ */
+async function archiveReader(meta: BackupMetadata, signal?: AbortSignal): Promise<(plain: Readable) => Promise<number>> {
+  if (meta.kind !== 'logical') return countTarEntries;
+  const tool = await findTool('pg_restore', meta.server.major, meta.server.version);
+  return async (plain) => {
+    const listing = await listArchive(tool, plain, signal);
+    return listing.split('\n').filter((l) => l && !l.startsWith(';')).length;
+  };
 }
 
 /** Reads the dump once: hashes the stored bytes and feeds the decompressed archive to pg_restore. */
 async function readAndCheck(get: (key: string) => Promise<Readable>, meta: BackupMetadata, where: string, signal?: AbortSignal): Promise<CheckResult[]> {
-  const tool = await findTool('pg_restore', meta.server.major, meta.server.version);
+  const main = mainObject(meta);
+  const readArchive = await archiveReader(meta, signal);
   const meter = new Meter({ sha256: true });
-  const stored = pipeInto(await get(meta.dump.key), meter);
+  const stored = pipeInto(await get(main.key), meter);
   let readError: Error | undefined;
   stored.once('error', (err) => {
     readError = err;
   });
 
   const plain = decompress(stored, meta.compression.algorithm, signal);
-  const [listed, decompressed] = await Promise.allSettled([listArchive(tool, plain.output, signal), plain.done]);
-  const archive: CheckResult = { name: 'archive', ok: true, detail: `${where}: pg_restore --list read the archive` };
+  const [listed, decompressed] = await Promise.allSettled([readArchive(plain.output), plain.done]);
+  const reader = meta.kind === 'logical' ? 'pg_restore --list' : 'the tar reader';
+  const archive: CheckResult = { name: 'archive', ok: true, detail: `${where}: ${reader} read the archive` };
   if (listed.status === 'fulfilled' && decompressed.status === 'fulfilled') {
-    archive.detail += ` (${listed.value.split('\n').filter((l) => l && !l.startsWith(';')).length} entries)`;
+    archive.detail += ` (${listed.value} entries)`;
   } else {
     await drain(stored);
     // A failed read proves nothing about the stored bytes. It fails the
     // command, not the backup, so no failed verification is recorded for it.
     if (readError) {
-      throw new StorageError(`${where}: reading the object failed: ${readError.message}`, { code: 'verify.read', object: meta.dump.key, cause: readError });
+      throw new StorageError(`${where}: reading the object failed: ${readError.message}`, { code: 'verify.read', object: main.key, cause: readError });
     }
     const failure = (decompressed.status === 'rejected' ? decompressed.reason : (listed as PromiseRejectedResult).reason) as Error;
     archive.ok = false;
@@ -141,28 +160,28 @@ async function readAndCheck(get: (key: string) => Promise<Readable>, meta: Backu
   }
 
   const actual = meter.digest();
-  const shaOk = actual === meta.dump.sha256;
+  const shaOk = actual === main.sha256;
   const sha: CheckResult = {
     name: 'sha256',
     ok: shaOk,
-    detail: shaOk ? `${where}: SHA-256 ${actual} matches` : `${where}: SHA-256 mismatch: expected ${meta.dump.sha256}, got ${actual}`,
+    detail: shaOk ? `${where}: SHA-256 ${actual} matches` : `${where}: SHA-256 mismatch: expected ${main.sha256}, got ${actual}`,
   };
   return [sha, archive];
 }
 
-async function checkGlobals(copy: BackupCopy, signal?: AbortSignal): Promise<CheckResult> {
-  const globals = copy.meta.globals!;
-  const where = `repository ${copy.storage.name}, object ${globals.key}`;
+/** Checks an object beside the main one (globals SQL, backup manifest) by size and SHA-256. */
+async function checkSideObject(copy: BackupCopy, object: StoredObject, name: 'globals' | 'manifest', signal?: AbortSignal): Promise<CheckResult> {
+  const where = `repository ${copy.storage.name}, object ${object.key}`;
   try {
     const meter = new Meter({ sha256: true });
-    await pipeline(await copy.storage.get(globals.key), meter, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
+    await pipeline(await copy.storage.get(object.key), meter, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
     const actual = meter.digest();
-    const ok = actual === globals.sha256 && meter.bytes === globals.bytes;
-    return { name: 'globals', ok, detail: ok ? `${where}: SHA-256 matches` : `${where}: SHA-256 mismatch: expected ${globals.sha256}, got ${actual}` };
+    const ok = actual === object.sha256 && meter.bytes === object.bytes;
+    return { name, ok, detail: ok ? `${where}: SHA-256 matches` : `${where}: SHA-256 mismatch: expected ${object.sha256}, got ${actual}` };
   } catch (err) {
-    if (err instanceof NotFoundError) return { name: 'globals', ok: false, detail: `${where} is missing` };
+    if (err instanceof NotFoundError) return { name, ok: false, detail: `${where} is missing` };
     // A read that failed half-way is a storage problem, not evidence against the backup.
-    throw new StorageError(`${where}: reading the object failed: ${(err as Error).message}`, { code: 'verify.read', object: globals.key, cause: err });
+    throw new StorageError(`${where}: reading the object failed: ${(err as Error).message}`, { code: 'verify.read', object: object.key, cause: err });
   }
 }
 
