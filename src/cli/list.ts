@@ -1,6 +1,7 @@
 /** `drplan list`: every committed backup on every repository, newest first. */
 import type { Command } from 'commander';
-import { lastVerificationOf, readCatalog } from '../backup/catalog.js';
+import { readCatalog } from '../backup/catalog.js';
+import { backupRows, type BackupRow, type VerificationSummary } from '../backup/listing.js';
 import { NotFoundError, StorageError } from '../errors.js';
 import { formatBytes, formatDuration, loadContext, printJson, type GlobalOptions } from './common.js';
 
@@ -21,17 +22,7 @@ export function registerList(program: Command): void {
           hint: `Known databases: ${context.plan.databases.map((d) => d.name).join(', ')}.`,
         });
       }
-      const rows = catalog.entries.map((entry) => ({
-        id: entry.id,
-        database: entry.database,
-        origin: entry.meta.origin,
-        finishedAt: entry.meta.finishedAt,
-        storedBytes: entry.meta.storedBytes,
-        rawBytes: entry.meta.rawBytes,
-        repositories: entry.copies.map((c) => c.storage.name),
-        flags: entry.meta.flags ?? [],
-        lastVerification: summarizeVerification(entry),
-      }));
+      const rows = backupRows(catalog);
       if (options.json) printJson(rows);
       else printTable(rows);
       for (const problem of catalog.problems) process.stderr.write(`warning: ${problem.error.message}\n`);
@@ -44,21 +35,13 @@ export function registerList(program: Command): void {
     });
 }
 
-function summarizeVerification(entry: Parameters<typeof lastVerificationOf>[0]) {
-  const record = lastVerificationOf(entry);
-  if (!record) return null;
-  return { kind: record.kind, ok: record.ok, finishedAt: record.finishedAt, restoreMs: record.restoreMs ?? null };
-}
-
-function verificationText(v: ReturnType<typeof summarizeVerification>): string {
+function verificationText(v: VerificationSummary | null): string {
   if (!v) return 'never';
   const restore = v.restoreMs !== null ? ` ${formatDuration(v.restoreMs)}` : '';
   return `${v.ok ? 'passed' : 'FAILED'} ${v.kind}${restore} ${v.finishedAt.slice(0, 16).replace('T', ' ')}`;
 }
 
-function printTable(
-  rows: { id: string; database: string; finishedAt: string; storedBytes: number; repositories: string[]; flags: { code: string }[]; lastVerification: ReturnType<typeof summarizeVerification> }[],
-): void {
+function printTable(rows: BackupRow[]): void {
   if (rows.length === 0) {
     process.stdout.write('no backups\n');
     return;

@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
 import { defaultDatabaseName, type PlanContext } from '../context.js';
-import { AbortedError, IntegrityError } from '../errors.js';
+import { IntegrityError } from '../errors.js';
 import { deepVerify } from '../verify/deep-verify.js';
-import { storeVerification, type VerificationRecord } from '../verify/records.js';
-import { failuresOf, missingCopies, verifyBackup, type VerifyResult } from '../verify/verify-backup.js';
+import { checksumVerify } from '../verify/checksum-verify.js';
+import type { VerificationRecord } from '../verify/records.js';
+import { missingCopies, type VerifyResult } from '../verify/verify-backup.js';
 import { formatDuration, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
 
 interface VerifyOptions {
@@ -29,7 +30,7 @@ export function registerVerify(program: Command): void {
       const entry = findBackup(catalog, backup, database);
       const missing = await missingCopies(entry, catalog, context.plan.repositories.map((r) => r.name));
       const signal = interruptSignal();
-      const record = options.deep ? await deepVerify(context, entry, signal, missing) : await checksumVerify(context, entry, signal, options.json ?? false, missing);
+      const record = options.deep ? await deepVerify(context, entry, signal, missing) : await checksumStep(context, entry, signal, options.json ?? false, missing);
       if (options.deep) printDeep(record, options.json ?? false);
       const problems = [...(record.missing ?? []), ...record.failures];
       if (problems.length > 0) {
@@ -42,27 +43,11 @@ export function registerVerify(program: Command): void {
     });
 }
 
-async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean, missing: string[]): Promise<VerificationRecord> {
-  const startedAt = new Date();
-  const result = await verifyBackup(entry, context.log.child({ component: 'verify' }), signal);
-  // An interrupted check proves nothing about the backup, so it is not recorded.
-  if (signal.aborted) throw new AbortedError('verification interrupted; no result was recorded', { code: 'verify.aborted' });
+async function checksumStep(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean, missing: string[]): Promise<VerificationRecord> {
+  const { result, record } = await checksumVerify(context, entry, signal, missing);
   if (json) printJson({ ...result, ok: result.ok && missing.length === 0, missing });
   else printChecksum(result, missing);
   for (const check of result.sanity.filter((k) => !k.ok)) process.stderr.write(`warning: ${check.detail}\n`);
-  const record: VerificationRecord = {
-    formatVersion: 1,
-    backupId: entry.id,
-    database: entry.database,
-    kind: 'checksum',
-    ok: result.ok,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    failures: failuresOf(result),
-    missing,
-    checks: result.copies.flatMap((c) => c.checks.map((k) => ({ name: `${c.repository} ${k.name}`, ok: k.ok, detail: k.detail }))),
-  };
-  await storeVerification(entry.copies.map((c) => ({ storage: c.storage, metaKey: c.metaKey })), record, startedAt);
   return record;
 }
 

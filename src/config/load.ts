@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { ConfigError } from '../errors.js';
+import { checkJobs } from './jobs.js';
 import { planSchema, type Plan } from './schema.js';
 
 /** Returns the plan file path: `--config`, else `DRPLAN_CONFIG`, else `./drplan.yaml`. */
@@ -88,6 +89,7 @@ function validatePlan(raw: unknown, file: string): Plan {
   checkUniqueNames(result.data, file);
   rejectUnsupported(result.data, file);
   checkObjectiveTables(result.data, file);
+  checkJobs(result.data, file);
   return result.data;
 }
 
@@ -135,7 +137,7 @@ function allowedKeysAt(fieldPath: (string | number)[]): string[] {
 
 function unwrap(schema: unknown): unknown {
   let current = schema as { def?: { type?: string; innerType?: unknown } };
-  while (current?.def && ['optional', 'default', 'nullable'].includes(current.def.type ?? '')) current = current.def.innerType as typeof current;
+  while (current?.def && ['optional', 'default', 'prefault', 'nullable'].includes(current.def.type ?? '')) current = current.def.innerType as typeof current;
   return current;
 }
 

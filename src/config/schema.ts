@@ -78,9 +78,28 @@ export const jobSchema = z.strictObject({
   fileset: z.string().optional(),
   kind: z.enum(['logical', 'physical']).optional(),
   deep: z.boolean().optional(),
+  /** Five-field cron expression (six with seconds), evaluated in UTC unless `timezone` is set. */
   cron: z.string().min(1),
+  /** IANA time zone for `cron`, such as Europe/Berlin. */
   timezone: z.string().optional(),
+  /** Run once at start when the last scheduled run was missed; default: `server.catchUp`. */
+  catchUp: z.boolean().optional(),
   description: z.string().optional(),
+});
+
+export const serverSchema = z.strictObject({
+  /** Address of the HTTP API as HOST:PORT. */
+  listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'HOST:PORT, such as 127.0.0.1:9187').default('127.0.0.1:9187'),
+  /** Bearer token required by /api and /metrics; unset leaves them open. */
+  token: z.string().min(16, 'a token of at least 16 characters').optional(),
+  /** Directory of the daemon's state file (last run of each job); default: $STATE_DIRECTORY, else ~/.local/state/drplan. */
+  stateDir: z.string().min(1).optional(),
+  /** Run a job once at start when its last scheduled run was missed. */
+  catchUp: z.boolean().default(true),
+  /** How long shutdown waits for running jobs before aborting them. */
+  shutdownTimeout: duration.default('5m'),
+  /** How often the status behind /metrics and /ready is read again from the repositories, besides after each job. */
+  refreshInterval: duration.default('1m'),
 });
 
 export const verifyCheckSchema = z.strictObject({
@@ -135,6 +154,7 @@ export const planSchema = z.strictObject({
   backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s' }),
   files: z.array(filesetSchema).optional(),
   jobs: z.array(jobSchema).optional(),
+  server: serverSchema.prefault({}),
   verify: verifySchema.optional(),
   scenarios: z.array(scenarioSchema).optional(),
   incidents: incidentsSchema.optional(),
@@ -148,3 +168,5 @@ export type Compression = Plan['backup']['compression'];
 export type RetentionRules = z.infer<typeof retentionRulesSchema>;
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 export type VerifyCheck = z.infer<typeof verifyCheckSchema>;
+export type JobConfig = z.infer<typeof jobSchema>;
+export type ServerConfig = z.infer<typeof serverSchema>;

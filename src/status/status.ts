@@ -22,7 +22,8 @@ export interface ObjectiveStatus {
 
 export interface DatabaseStatus {
   database: string;
-  rpo: ObjectiveStatus & { newestGoodBackup: { id: string; time: string } | null };
+  /** `time` is when the newest good backup started (the recovery point); `finishedAt` when it was committed. */
+  rpo: ObjectiveStatus & { newestGoodBackup: { id: string; time: string; finishedAt: string; storedBytes: number } | null };
   rto: ObjectiveStatus & { verification: { backupId: string; finishedAt: string; restoreMs: number } | null };
   lastFailure: FailureEvent | null;
 }
@@ -65,7 +66,7 @@ async function databaseStatus(context: PlanContext, catalog: Catalog, database: 
     database: database.name,
     rpo: {
       ...judge(rpoObjective, rpoMeasured, true),
-      newestGoodBackup: newestGood ? { id: newestGood.id, time: newestGood.meta.startedAt } : null,
+      newestGoodBackup: newestGood ? { id: newestGood.id, time: newestGood.meta.startedAt, finishedAt: newestGood.meta.finishedAt, storedBytes: newestGood.meta.storedBytes } : null,
     },
     rto: {
       ...judge(rtoObjective, rtoMeasured, false),

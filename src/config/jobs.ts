@@ -1,0 +1,76 @@
+/**
+ * Checks of `jobs[]` that the schema cannot express: unique names, the
+ * database or file set each job needs, a cron expression croner parses and a
+ * valid IANA time zone. Each error names the job and the field.
+ */
+import { Cron } from 'croner';
+import { ConfigError } from '../errors.js';
+import type { JobConfig, Plan } from './schema.js';
+
+/** Raises a ConfigError for the first invalid job of the plan. */
+export function checkJobs(plan: Plan, file: string): void {
+  const seen = new Set<string>();
+  (plan.jobs ?? []).forEach((job, index) => {
+    const where = `jobs[${index}] (${job.name})`;
+    if (seen.has(job.name)) fail(file, `${where}.name "${job.name}" is used twice`, `jobs[${index}].name`, 'Give every job its own name.');
+    seen.add(job.name);
+    checkTarget(plan, job, where, index, file);
+    checkSchedule(job, where, index, file);
+  });
+}
+
+function checkTarget(plan: Plan, job: JobConfig, where: string, index: number, file: string): void {
+  if (job.type === 'files') {
+    const filesets = (plan.files ?? []).map((f) => f.name);
+    if (job.fileset === undefined) fail(file, `${where}.fileset is missing; a files job names a file set`, `jobs[${index}].fileset`, knownList('file sets', filesets));
+    if (!filesets.includes(job.fileset)) fail(file, `${where}.fileset "${job.fileset}" is not a file set of the plan`, `jobs[${index}].fileset`, knownList('file sets', filesets));
+    if (job.database !== undefined) fail(file, `${where}.database is set, but a files job backs up a file set`, `jobs[${index}].database`, 'Remove database, or change type.');
+    return;
+  }
+  if (job.fileset !== undefined) fail(file, `${where}.fileset is set, but only a files job takes a file set`, `jobs[${index}].fileset`, 'Remove fileset, or set type: files.');
+  const databases = plan.databases.map((d) => d.name);
+  if (job.type === 'prune') {
+    if (job.database !== undefined) fail(file, `${where}.database is set, but a prune job applies the retention rules of every repository to every database`, `jobs[${index}].database`, 'Remove database.');
+    return;
+  }
+  if (job.database === undefined && databases.length === 1) return;
+  if (job.database === undefined) fail(file, `${where}.database is missing; the plan has ${databases.length} databases`, `jobs[${index}].database`, knownList('databases', databases));
+  if (!databases.includes(job.database)) fail(file, `${where}.database "${job.database}" is not a database of the plan`, `jobs[${index}].database`, knownList('databases', databases));
+  if (job.kind !== undefined && job.type !== 'backup') fail(file, `${where}.kind is set, but only a backup job takes a kind`, `jobs[${index}].kind`, 'Remove kind.');
+  if (job.deep !== undefined && job.type !== 'verify') fail(file, `${where}.deep is set, but only a verify job takes deep`, `jobs[${index}].deep`, 'Remove deep.');
+}
+
+function checkSchedule(job: JobConfig, where: string, index: number, file: string): void {
+  if (job.timezone !== undefined && !isTimeZone(job.timezone)) {
+    fail(file, `${where}.timezone "${job.timezone}" is not an IANA time zone`, `jobs[${index}].timezone`, 'Use a name such as UTC, Europe/Berlin or America/New_York.');
+  }
+  try {
+    new Cron(job.cron, { paused: true, timezone: job.timezone ?? 'UTC' }).nextRun();
+  } catch (err) {
+    fail(file, `${where}.cron "${job.cron}" is invalid: ${(err as Error).message}`, `jobs[${index}].cron`, 'Use five fields (minute hour day-of-month month day-of-week), for example "0 2 * * *" for 02:00 every day.');
+  }
+}
+
+/** Checks a time zone name against the zones this Node.js knows (its ICU data). */
+export function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Returns the database a job works on, defaulting to the plan's only database. */
+export function jobDatabase(plan: Plan, job: JobConfig): string | undefined {
+  if (job.type === 'files' || job.type === 'prune') return undefined;
+  return job.database ?? plan.databases[0]!.name;
+}
+
+function knownList(what: string, names: string[]): string {
+  return names.length === 0 ? `The plan defines no ${what}.` : `Known ${what}: ${names.join(', ')}.`;
+}
+
+function fail(file: string, message: string, object: string, hint: string): never {
+  throw new ConfigError(`invalid plan ${file}: ${message}`, { code: 'config.job', object, hint });
+}

@@ -1,0 +1,44 @@
+/**
+ * Turns observed states into alert events: a problem is sent when it starts
+ * and its recovery once when it clears, both keyed by type and subject, so a
+ * status refreshed every minute does not repeat an alert every minute.
+ */
+import type { AlertEvent, AlertSink, ProblemEvent, RecoveryEvent, Severity } from '../notify/events.js';
+
+const RECOVERY_OF: Record<ProblemEvent, RecoveryEvent> = {
+  'job.failed': 'job.recovered',
+  'objective.breached': 'objective.met',
+  'verify.failed': 'verify.passed',
+  'repository.unreachable': 'repository.reachable',
+};
+
+type Details = AlertEvent['details'];
+
+export class AlertTracker {
+  private readonly active = new Set<string>();
+
+  constructor(
+    private readonly sink: AlertSink,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Marks a problem as present without sending it, for state carried over from before a restart. */
+  assume(type: ProblemEvent, subject: string): void {
+    this.active.add(`${type}\u0000${subject}`);
+  }
+
+  /** Sends the problem unless it is already active. */
+  problem(type: ProblemEvent, subject: string, severity: Severity, summary: string, details?: Details): void {
+    const key = `${type}\u0000${subject}`;
+    if (this.active.has(key)) return;
+    this.active.add(key);
+    this.sink.emit({ type, severity, subject, summary, at: this.now(), details });
+  }
+
+  /** Sends the recovery of an active problem; does nothing when the problem was not active. */
+  clear(type: ProblemEvent, subject: string, summary: string, details?: Details): void {
+    const key = `${type}\u0000${subject}`;
+    if (!this.active.delete(key)) return;
+    this.sink.emit({ type: RECOVERY_OF[type], severity: 'info', subject, summary, at: this.now(), details });
+  }
+}
