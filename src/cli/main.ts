@@ -13,6 +13,8 @@ import { registerPrune } from './prune.js';
 import { registerRepo } from './repo.js';
 import { registerStatus } from './status.js';
 import { registerRestore } from './restore.js';
+import { registerSchedule } from './schedule.js';
+import { registerServe } from './serve.js';
 import { registerVerify } from './verify.js';
 
 export function buildProgram(): Command {
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   registerPrune(program);
   registerStatus(program);
   registerRepo(program);
+  registerServe(program);
+  registerSchedule(program);
   return program;
 }
 

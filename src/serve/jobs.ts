@@ -1,0 +1,98 @@
+/**
+ * What each job type does: a dispatch table from `jobs[].type` to a library
+ * function. A type whose library is not part of this build fails with a
+ * clear error instead of pretending to run.
+ */
+import { findBackup, readCatalog } from '../backup/catalog.js';
+import { runLogicalBackup } from '../backup/logical-backup.js';
+import { jobDatabase } from '../config/jobs.js';
+import type { JobConfig } from '../config/schema.js';
+import { selectDatabase, type PlanContext } from '../context.js';
+import { IntegrityError, UsageError } from '../errors.js';
+import { runPrune } from '../retention/prune.js';
+import { checksumVerify } from '../verify/checksum-verify.js';
+import { deepVerify } from '../verify/deep-verify.js';
+import { missingCopies } from '../verify/verify-backup.js';
+import type { AlertTracker } from './alerts.js';
+
+export interface JobEnvironment {
+  context: PlanContext;
+  alerts: AlertTracker;
+  signal: AbortSignal;
+}
+
+/** What a successful run reports: one line and fields for the log and the API. */
+export interface JobOutcome {
+  summary: string;
+  details?: Record<string, string | number | boolean>;
+}
+
+export type JobHandler = (job: JobConfig, env: JobEnvironment) => Promise<JobOutcome>;
+
+export type JobType = JobConfig['type'];
+
+/** The handlers of this build, by job type. */
+export const jobHandlers: Record<JobType, JobHandler> = {
+  backup: runBackupJob,
+  verify: runVerifyJob,
+  prune: runPruneJob,
+  files: unavailable('files', 'file-set backups'),
+  'wal-check': unavailable('wal-check', 'WAL archive checks'),
+};
+
+async function runBackupJob(job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
+  if (job.kind === 'physical') throw unavailableError(job, 'backup with kind physical', 'physical base backups');
+  const database = selectDatabase(env.context.plan, jobDatabase(env.context.plan, job));
+  const meta = await runLogicalBackup(env.context, { database, signal: env.signal });
+  return {
+    summary: `committed ${meta.id} of ${database.name} (${meta.storedBytes} bytes stored)`,
+    details: { backupId: meta.id, database: database.name, bytes: meta.storedBytes },
+  };
+}
+
+/** Verifies the newest backup of the job's database; a failure raises verify.failed, the next pass verify.passed. */
+async function runVerifyJob(job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
+  const database = jobDatabase(env.context.plan, job)!;
+  const catalog = await readCatalog(env.context, database);
+  const entry = findBackup(catalog, 'latest', database);
+  const missing = await missingCopies(entry, catalog, env.context.plan.repositories.map((r) => r.name));
+  const kind = job.deep ? 'deep' : 'checksum';
+  const record = job.deep ? await deepVerify(env.context, entry, env.signal, missing) : (await checksumVerify(env.context, entry, env.signal, missing)).record;
+  const problems = [...(record.missing ?? []), ...record.failures];
+  const details = { database, backupId: entry.id, kind };
+  if (problems.length > 0) {
+    env.alerts.problem('verify.failed', database, 'critical', `${kind} verification of ${entry.id} (${database}) failed: ${problems[0]}`, { ...details, failures: problems.length });
+    throw new IntegrityError(`backup ${entry.id} failed ${kind} verification:\n  ${problems.join('\n  ')}`, {
+      code: 'verify.failed',
+      object: entry.id,
+      hint: 'Restore from another repository or an older backup, and find out why this one is bad (`drplan repo check`).',
+    });
+  }
+  env.alerts.clear('verify.failed', database, `${kind} verification of ${entry.id} (${database}) passed`, details);
+  const restore = record.restoreMs !== undefined ? `, test restore ${record.restoreMs} ms` : '';
+  return { summary: `${kind} verification of ${entry.id} passed${restore}`, details };
+}
+
+async function runPruneJob(_job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
+  const report = await runPrune(env.context, { dryRun: false, now: new Date(), signal: env.signal });
+  const deleted = report.repositories.reduce((sum, r) => sum + r.decisions.filter((d) => d.delete).length, 0);
+  const partials = report.repositories.reduce((sum, r) => sum + r.partials.length + r.incomplete.length, 0);
+  for (const repo of report.repositories) {
+    for (const warning of repo.warnings) env.context.log.warn({ repository: repo.repository }, warning);
+  }
+  return { summary: `deleted ${deleted} backups and ${partials} partial objects`, details: { deleted, partials } };
+}
+
+function unavailable(type: JobType, feature: string): JobHandler {
+  return async (job) => {
+    throw unavailableError(job, `type ${type}`, feature);
+  };
+}
+
+function unavailableError(job: JobConfig, what: string, feature: string): UsageError {
+  return new UsageError(`job ${job.name}: ${what} is not available in this build of drplan`, {
+    code: 'job.unavailable',
+    object: job.name,
+    hint: `Use a drplan release that includes ${feature}, or remove the job from the plan.`,
+  });
+}
