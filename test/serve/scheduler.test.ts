@@ -1,0 +1,250 @@
+/**
+ * The scheduler driven by a manual clock with real croner expressions: UTC
+ * evaluation, time zones across DST changes, catch-up after downtime, and
+ * overlapping runs skipped by the job runner.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { JobConfig, Plan } from '../../src/config/schema.js';
+import { planSchema } from '../../src/config/schema.js';
+import type { PlanContext } from '../../src/context.js';
+import { silentLogger } from '../../src/logging.js';
+import type { AlertEvent } from '../../src/notify/events.js';
+import { AlertTracker } from '../../src/serve/alerts.js';
+import { jobHandlers, type JobHandler } from '../../src/serve/jobs.js';
+import { ServeMetrics } from '../../src/serve/metrics.js';
+import { JobRunner } from '../../src/serve/runner.js';
+import { Scheduler, type ScheduledJob, type Trigger } from '../../src/serve/scheduler.js';
+import { JobState } from '../../src/serve/state.js';
+import { ManualClock } from '../helpers/clock.js';
+
+function schedule(jobs: ScheduledJob[], clock: ManualClock) {
+  const fired: { job: string; trigger: Trigger; at: string }[] = [];
+  const scheduler = new Scheduler(jobs, { clock, log: silentLogger, onDue: (job, trigger) => fired.push({ job, trigger, at: clock.now().toISOString() }) });
+  return { scheduler, fired };
+}
+
+describe('scheduler', () => {
+  it('fires at the UTC instant', () => {
+    // A host time zone must not move UTC schedules; the test runs with whatever TZ the machine has.
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { scheduler, fired } = schedule([{ name: 'nightly', cron: '0 2 * * *', catchUp: true }, { name: 'hourly', cron: '15 * * * *', catchUp: true }], clock);
+    scheduler.start();
+    expect(scheduler.nextRun('nightly')?.toISOString()).toBe('2026-12-04T02:00:00.000Z');
+    clock.advanceTo('2026-12-05T02:30:00Z');
+    expect(fired.filter((f) => f.job === 'nightly').map((f) => f.at)).toEqual(['2026-12-04T02:00:00.000Z', '2026-12-05T02:00:00.000Z']);
+    expect(fired.filter((f) => f.job === 'hourly')).toHaveLength(27);
+    expect(fired.filter((f) => f.job === 'hourly')[0]!.at).toBe('2026-12-04T00:15:00.000Z');
+    expect(fired.every((f) => f.trigger === 'schedule')).toBe(true);
+    expect(scheduler.nextRun('nightly')?.toISOString()).toBe('2026-12-06T02:00:00.000Z');
+  });
+
+  it('spring forward fires once', () => {
+    // 2026-03-29 in Europe/Berlin: 02:00 CET jumps to 03:00 CEST, so 02:30 does not exist that day.
+    const clock = new ManualClock('2026-03-27T12:00:00Z');
+    const { scheduler, fired } = schedule([{ name: 'berlin', cron: '30 2 * * *', timezone: 'Europe/Berlin', catchUp: true }], clock);
+    scheduler.start();
+    clock.advanceTo('2026-03-31T12:00:00Z');
+    expect(fired.map((f) => f.at)).toEqual(['2026-03-28T01:30:00.000Z', '2026-03-29T01:00:00.000Z', '2026-03-30T00:30:00.000Z', '2026-03-31T00:30:00.000Z']);
+  });
+
+  it('fall back fires once', () => {
+    // 2026-10-25 in Europe/Berlin: 03:00 CEST goes back to 02:00 CET, so 02:30 happens twice; the job runs at the first.
+    const clock = new ManualClock('2026-10-23T12:00:00Z');
+    const { scheduler, fired } = schedule([{ name: 'berlin', cron: '30 2 * * *', timezone: 'Europe/Berlin', catchUp: true }], clock);
+    scheduler.start();
+    clock.advanceTo('2026-10-27T12:00:00Z');
+    expect(fired.map((f) => f.at)).toEqual(['2026-10-24T00:30:00.000Z', '2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z', '2026-10-27T01:30:00.000Z']);
+  });
+
+  it('missed runs catch up once', () => {
+    // Down from Dec 1 03:00 to Dec 4 12:00: three nightly slots missed, one catch-up run.
+    const clock = new ManualClock('2026-12-04T12:00:00Z');
+    const { scheduler, fired } = schedule([{ name: 'nightly', cron: '0 2 * * *', catchUp: true, lastRunAt: new Date('2026-12-01T02:00:00Z') }], clock);
+    scheduler.start();
+    expect(fired).toEqual([{ job: 'nightly', trigger: 'catch-up', at: '2026-12-04T12:00:00.000Z' }]);
+    clock.advanceTo('2026-12-05T01:59:59Z');
+    expect(fired).toHaveLength(1);
+    clock.advanceTo('2026-12-05T02:00:00Z');
+    expect(fired.map((f) => f.trigger)).toEqual(['catch-up', 'schedule']);
+  });
+
+  it('no catch-up without a missed slot', () => {
+    const clock = new ManualClock('2026-12-04T12:00:00Z');
+    const { scheduler, fired } = schedule(
+      [
+        { name: 'ran', cron: '0 2 * * *', catchUp: true, lastRunAt: new Date('2026-12-04T02:00:00Z') },
+        { name: 'disabled', cron: '0 2 * * *', catchUp: false, lastRunAt: new Date('2026-12-01T02:00:00Z') },
+        { name: 'first-start', cron: '0 2 * * *', catchUp: true },
+      ],
+      clock,
+    );
+    scheduler.start();
+    expect(fired).toEqual([]);
+  });
+
+  it('suspended process fires once', () => {
+    // A timer that fires long after several slots (a suspended VM) runs the job once, then follows the schedule.
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { scheduler, fired } = schedule([{ name: 'hourly', cron: '0 * * * *', catchUp: true }], clock);
+    scheduler.start();
+    clock.advanceTo('2026-12-04T00:30:00Z');
+    clock.jumpTo('2026-12-04T05:10:00Z');
+    clock.advanceTo('2026-12-04T05:10:00Z');
+    expect(fired.map((f) => f.at)).toEqual(['2026-12-04T05:10:00.000Z']);
+    expect(scheduler.nextRun('hourly')?.toISOString()).toBe('2026-12-04T06:00:00.000Z');
+  });
+
+  it('stop cancels timers', () => {
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { scheduler, fired } = schedule([{ name: 'hourly', cron: '0 * * * *', catchUp: true }], clock);
+    scheduler.start();
+    scheduler.stop();
+    clock.advanceTo('2026-12-05T00:00:00Z');
+    expect(fired).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+});
+
+describe('job runner', () => {
+  function plan(jobs: Partial<JobConfig>[]): Plan {
+    return planSchema.parse({
+      databases: [
+        { name: 'app', url: 'postgres://app@127.0.0.1:1/app' },
+        { name: 'billing', url: 'postgres://billing@127.0.0.1:1/billing' },
+      ],
+      repositories: [{ name: 'local', url: 'file:///nonexistent' }],
+      jobs,
+    });
+  }
+
+  /**
+   * Job handlers are stand-ins here, because these tests are about the
+   * runner's bookkeeping; the real handlers run in the serve integration test.
+   */
+  async function setup(jobs: Partial<JobConfig>[], clock: ManualClock) {
+    const context: PlanContext = { plan: plan(jobs), storages: [], log: silentLogger };
+    const releases: (() => void)[] = [];
+    const failures = new Set<string>();
+    const blocking: JobHandler = (job) =>
+      new Promise((resolve, reject) => releases.push(() => (failures.has(job.name) ? reject(new Error(`${job.name} broke`)) : resolve({ summary: 'done' }))));
+    const handlers = { ...jobHandlers, backup: blocking, verify: blocking, prune: blocking };
+    const state = new JobState(await mkdtemp(path.join(tmpdir(), 'drplan-state-')), silentLogger);
+    const metrics = new ServeMetrics();
+    const events: AlertEvent[] = [];
+    const alerts = new AlertTracker({ emit: (e) => events.push(e), flush: async () => undefined }, () => clock.now());
+    const runner = new JobRunner({ context, handlers, state, metrics, alerts, clock });
+    return { runner, releases, failures, metrics, events, state };
+  }
+
+  it('overlapping runs are skipped', async () => {
+    const clock = new ManualClock('2026-12-03T23:59:00Z');
+    const { runner, releases, metrics } = await setup(
+      [
+        { name: 'app-backup', type: 'backup', database: 'app', cron: '*/10 * * * *' },
+        { name: 'app-verify', type: 'verify', database: 'app', cron: '5 * * * *' },
+        { name: 'billing-backup', type: 'backup', database: 'billing', cron: '*/10 * * * *' },
+      ],
+      clock,
+    );
+    const scheduler = new Scheduler(
+      [
+        { name: 'app-backup', cron: '*/10 * * * *', catchUp: true },
+        { name: 'app-verify', cron: '5 * * * *', catchUp: true },
+        { name: 'billing-backup', cron: '*/10 * * * *', catchUp: true },
+      ],
+      { clock, log: silentLogger, onDue: (job, trigger) => void runner.start(job, trigger) },
+    );
+    scheduler.start();
+    // The first app backup (00:00) never finishes within the hour, so every later app run is skipped.
+    clock.advanceTo('2026-12-04T00:30:00Z');
+    expect(runner.running().map((r) => r.job).sort()).toEqual(['app-backup', 'billing-backup']);
+    const skipped = await metrics.registry.getSingleMetricAsString('drplan_job_skipped_total');
+    expect(skipped).toContain('drplan_job_skipped_total{job="app-backup",reason="overlap"} 3');
+    expect(skipped).toContain('drplan_job_skipped_total{job="app-verify",reason="overlap"} 1');
+    expect(skipped).toContain('drplan_job_skipped_total{job="billing-backup",reason="overlap"} 3');
+    for (const release of releases.splice(0)) release();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runner.running()).toEqual([]);
+    clock.advanceTo('2026-12-04T00:40:00Z');
+    expect(runner.running().map((r) => r.job).sort()).toEqual(['app-backup', 'billing-backup']);
+    scheduler.stop();
+  });
+
+  it('prune overlaps every database', async () => {
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { runner } = await setup(
+      [
+        { name: 'app-backup', type: 'backup', database: 'app', cron: '0 2 * * *' },
+        { name: 'prune', type: 'prune', cron: '0 4 * * *' },
+      ],
+      clock,
+    );
+    expect(runner.start('app-backup', 'api').started).toBe(true);
+    const prune = runner.start('prune', 'api');
+    expect(prune.started).toBe(false);
+    expect(prune.started === false && prune.reason).toBe('overlap');
+    expect(runner.start('missing', 'api')).toEqual({ started: false, reason: 'unknown job' });
+  });
+
+  it('failure then success alerts once each', async () => {
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { runner, releases, failures, events, state, metrics } = await setup([{ name: 'app-backup', type: 'backup', database: 'app', cron: '0 2 * * *' }], clock);
+    failures.add('app-backup');
+    for (let i = 0; i < 2; i++) {
+      const run = runner.start('app-backup', 'api');
+      releases.shift()!();
+      if (run.started) expect((await run.done).run.result).toBe('failed');
+    }
+    failures.clear();
+    const ok = runner.start('app-backup', 'api');
+    releases.shift()!();
+    if (ok.started) expect((await ok.done).run.exitCode).toBe(0);
+    expect(events.map((e) => [e.type, e.subject])).toEqual([
+      ['job.failed', 'app-backup'],
+      ['job.recovered', 'app-backup'],
+    ]);
+    expect(events[0]!.summary).toBe('job app-backup failed: app-backup broke');
+    expect(state.lastRun('app-backup')?.result).toBe('succeeded');
+    const runs = await metrics.registry.getSingleMetricAsString('drplan_job_runs_total');
+    expect(runs).toContain('drplan_job_runs_total{job="app-backup",result="failed"} 2');
+    expect(runs).toContain('drplan_job_runs_total{job="app-backup",result="succeeded"} 1');
+  });
+
+  it('unavailable types fail clearly', async () => {
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const context: PlanContext = {
+      plan: planSchema.parse({
+        databases: [{ name: 'app', url: 'postgres://app@127.0.0.1:1/app' }],
+        repositories: [{ name: 'local', url: 'file:///nonexistent' }],
+        files: [{ name: 'uploads', paths: ['/srv/uploads'] }],
+        jobs: [
+          { name: 'files', type: 'files', fileset: 'uploads', cron: '0 3 * * *' },
+          { name: 'wal', type: 'wal-check', cron: '*/5 * * * *' },
+          { name: 'base', type: 'backup', kind: 'physical', cron: '0 1 * * *' },
+        ],
+      }),
+      storages: [],
+      log: silentLogger,
+    };
+    const state = new JobState(await mkdtemp(path.join(tmpdir(), 'drplan-state-')), silentLogger);
+    const alerts = new AlertTracker({ emit: () => undefined, flush: async () => undefined });
+    const runner = new JobRunner({ context, handlers: jobHandlers, state, metrics: new ServeMetrics(), alerts, clock });
+    const messages: string[] = [];
+    for (const name of ['files', 'wal', 'base']) {
+      const run = runner.start(name, 'once');
+      if (!run.started) throw new Error(`${name} did not start`);
+      const end = await run.done;
+      expect(end.run.exitCode).toBe(2);
+      messages.push(end.run.summary!);
+    }
+    expect(messages).toEqual([
+      'job files: type files is not available in this build of drplan',
+      'job wal: type wal-check is not available in this build of drplan',
+      'job base: backup with kind physical is not available in this build of drplan',
+    ]);
+  });
+});
