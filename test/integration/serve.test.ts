@@ -5,7 +5,7 @@
  * backup, and `serve --once` exit codes.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -285,6 +285,39 @@ describe('drplan serve', () => {
     const unavailable = await runCli(['--config', downPlan, 'serve', '--once', 'upload-files'], { env });
     expect(unavailable.code).toBe(2);
     expect(unavailable.stderr).toContain('drplan: error: job upload-files: type files is not available in this build of drplan');
+  });
+
+  it('missed run caught up at start', async () => {
+    const catchUpState = await mkdtemp(path.join(tmpdir(), 'drplan-serve-state-'));
+    const lastRun = { runId: 'earlier', trigger: 'schedule', startedAt: '2026-01-01T05:00:00.000Z', finishedAt: '2026-01-01T05:00:01.000Z', durationMs: 1000, result: 'succeeded' };
+    await writeFile(path.join(catchUpState, 'jobs.json'), JSON.stringify({ formatVersion: 1, jobs: { 'app-verify': lastRun } }));
+    const original = planFile;
+    planFile = await writePlan({
+      databases: [{ name: 'app', url: cluster.url('app').replace(cluster.password, '${APP_PASSWORD}') }],
+      repositories: [local, offsite],
+      jobs: [
+        { name: 'app-backup', type: 'backup', database: 'app', cron: '0 2 * * *', catchUp: false },
+        { name: 'app-verify', type: 'verify', database: 'app', cron: '0 5 * * *' },
+      ],
+      server: { token: '${DRPLAN_TOKEN}', stateDir: catchUpState },
+    });
+    try {
+      const daemon = await startDaemon();
+      const caughtUp = await waitFor('the catch-up run', async () => {
+        const jobs = (await (await api(daemon, '/api/jobs')).json()) as { name: string; lastRun: { trigger: string; result: string } | null }[];
+        const run = jobs.find((j) => j.name === 'app-verify')?.lastRun;
+        return run?.trigger === 'catch-up' ? run : undefined;
+      });
+      expect(caughtUp.result).toBe('succeeded');
+      daemon.started.child.kill('SIGTERM');
+      const result = await daemon.started.result;
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr.match(/running it once now/g)).toHaveLength(1);
+      const state = JSON.parse(await readFile(path.join(catchUpState, 'jobs.json'), 'utf8')) as { jobs: Record<string, unknown> };
+      expect(Object.keys(state.jobs)).toEqual(['app-verify']);
+    } finally {
+      planFile = original;
+    }
   });
 
   it('invalid job config exits 2', async () => {
