@@ -35,8 +35,8 @@ async function serveOnce(context: Awaited<ReturnType<typeof loadContext>>, job: 
 
 /**
  * Resolves once the daemon has stopped after SIGTERM or SIGINT. A second
- * signal aborts running jobs at once instead of waiting for the timeout;
- * the exit code stays 0 because the jobs still clean up before exit.
+ * signal aborts running jobs at once instead of waiting for the timeout. The
+ * exit code stays 0, because the aborted jobs still clean up before exit.
  */
 function untilStopSignal(daemon: Awaited<ReturnType<typeof startDaemon>>): Promise<void> {
   return new Promise((resolve, reject) => {

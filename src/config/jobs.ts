@@ -67,8 +67,8 @@ export function jobDatabase(plan: Plan, job: JobConfig): string | undefined {
   return job.database ?? plan.databases[0]!.name;
 }
 
-function knownList(what: string, names: string[]): string {
-  return names.length === 0 ? `The plan defines no ${what}.` : `Known ${what}: ${names.join(', ')}.`;
+function knownList(category: string, names: string[]): string {
+  return names.length === 0 ? `The plan defines no ${category}.` : `Known ${category}: ${names.join(', ')}.`;
 }
 
 function fail(file: string, message: string, object: string, hint: string): never {

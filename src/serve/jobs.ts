@@ -1,5 +1,5 @@
 /**
- * What each job type does: a dispatch table from `jobs[].type` to a library
+ * The job handlers: a dispatch table from `jobs[].type` to a library
  * function. A type whose library is not part of this build fails with a
  * clear error instead of pretending to run.
  */
@@ -21,7 +21,7 @@ export interface JobEnvironment {
   signal: AbortSignal;
 }
 
-/** What a successful run reports: one line and fields for the log and the API. */
+/** The report of a successful run: one line, and fields for the log and the API. */
 export interface JobOutcome {
   summary: string;
   details?: Record<string, string | number | boolean>;
@@ -89,8 +89,8 @@ function unavailable(type: JobType, feature: string): JobHandler {
   };
 }
 
-function unavailableError(job: JobConfig, what: string, feature: string): UsageError {
-  return new UsageError(`job ${job.name}: ${what} is not available in this build of drplan`, {
+function unavailableError(job: JobConfig, subject: string, feature: string): UsageError {
+  return new UsageError(`job ${job.name}: ${subject} is not available in this build of drplan`, {
     code: 'job.unavailable',
     object: job.name,
     hint: `Use a drplan release that includes ${feature}, or remove the job from the plan.`,

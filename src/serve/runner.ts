@@ -156,9 +156,15 @@ export class JobRunner {
     const finished = this.options.clock.now();
     record.finishedAt = finished.toISOString();
     record.durationMs = finished.getTime() - Date.parse(record.startedAt);
-    record.result = end.outcome ? 'succeeded' : end.aborted ? 'aborted' : 'failed';
-    record.summary = end.outcome?.summary ?? errorMessage(end.error);
-    record.exitCode = end.outcome ? ExitCode.ok : end.aborted ? ExitCode.interrupted : exitCodeOf(end.error);
+    if (end.outcome) {
+      record.result = 'succeeded';
+      record.summary = end.outcome.summary;
+      record.exitCode = ExitCode.ok;
+    } else {
+      record.result = end.aborted ? 'aborted' : 'failed';
+      record.summary = errorMessage(end.error);
+      record.exitCode = end.aborted ? ExitCode.interrupted : exitCodeOf(end.error);
+    }
     this.report(job, record, end);
     await this.options.state.record(job.name, {
       runId: record.runId,

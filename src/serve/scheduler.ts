@@ -41,7 +41,7 @@ export interface SchedulerOptions {
 }
 
 /**
- * The longest single timer. Waking up at least this often keeps timers far
+ * Maximum delay of one timer. Waking up at least this often keeps timers far
  * below setTimeout's limit of about 24.8 days and notices wall-clock jumps.
  */
 const MAX_TIMER_MS = 60 * 60 * 1000;

@@ -1,6 +1,6 @@
 /**
- * A clock for scheduler tests: time stands still until the test advances it,
- * and timers fire in order of their due time as it passes.
+ * A clock for scheduler tests: time moves only when the test advances it, and
+ * timers fire in order of their due time as it passes.
  */
 import type { Clock } from '../../src/serve/scheduler.js';
 

@@ -155,9 +155,18 @@ describe('job runner', () => {
         { name: 'app-verify', cron: '5 * * * *', catchUp: true },
         { name: 'billing-backup', cron: '*/10 * * * *', catchUp: true },
       ],
-      { clock, log: silentLogger, onDue: (job, trigger) => void runner.start(job, trigger) },
+      {
+        clock,
+        log: silentLogger,
+        onDue: (job, trigger) => {
+          const start = runner.start(job, trigger);
+          if (start.started) done.push(start.done);
+        },
+      },
     );
+    const done: Promise<unknown>[] = [];
     scheduler.start();
+
     // The first app backup (00:00) never finishes within the hour, so every later app run is skipped.
     clock.advanceTo('2026-12-04T00:30:00Z');
     expect(runner.running().map((r) => r.job).sort()).toEqual(['app-backup', 'billing-backup']);
@@ -165,10 +174,11 @@ describe('job runner', () => {
     expect(skipped).toContain('drplan_job_skipped_total{job="app-backup",reason="overlap"} 3');
     expect(skipped).toContain('drplan_job_skipped_total{job="app-verify",reason="overlap"} 1');
     expect(skipped).toContain('drplan_job_skipped_total{job="billing-backup",reason="overlap"} 3');
+
     for (const release of releases.splice(0)) release();
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await Promise.all(done);
     expect(runner.running()).toEqual([]);
+
     clock.advanceTo('2026-12-04T00:40:00Z');
     expect(runner.running().map((r) => r.job).sort()).toEqual(['app-backup', 'billing-backup']);
     scheduler.stop();
@@ -185,8 +195,7 @@ describe('job runner', () => {
     );
     expect(runner.start('app-backup', 'api').started).toBe(true);
     const prune = runner.start('prune', 'api');
-    expect(prune.started).toBe(false);
-    expect(prune.started === false && prune.reason).toBe('overlap');
+    expect(prune).toMatchObject({ started: false, reason: 'overlap' });
     expect(runner.start('missing', 'api')).toEqual({ started: false, reason: 'unknown job' });
   });
 
