@@ -7,6 +7,8 @@
 import { DeliveryError, redactSecrets } from './channel.js';
 
 const BODY_EXCERPT_CHARS = 200;
+/** Bytes of an error response read to build the excerpt; the rest is discarded. */
+const BODY_READ_BYTES = 64 * 1024;
 
 /** Connection error codes, in words. */
 const NETWORK_ERRORS: Record<string, string> = {
@@ -49,9 +51,11 @@ export async function postJson(url: string, body: unknown, options: PostOptions)
     throw new DeliveryError(describeFetchError(error, host, options.timeoutMs, hidden), { channel: options.channel, retryable: true, cause: error });
   }
 
-  const text = await readExcerpt(response);
+  const text = await readStart(response);
   if (response.ok) return;
-  const excerpt = text === '' ? '' : `: ${redactSecrets(text, hidden)}`;
+  // Redact before cutting, so no part of a secret can survive at the cut.
+  const oneLine = redactSecrets(text, hidden).replace(/\s+/g, ' ').trim().slice(0, BODY_EXCERPT_CHARS);
+  const excerpt = oneLine === '' ? '' : `: ${oneLine}`;
   throw new DeliveryError(`${host} returned HTTP ${response.status} ${response.statusText}${excerpt}`, {
     channel: options.channel,
     retryable: isRetryableStatus(response.status),
@@ -63,14 +67,24 @@ function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-/** Reads the start of the response body as one line; the rest is discarded so the connection is freed. */
-async function readExcerpt(response: Response): Promise<string> {
+/** Reads the start of the response body and cancels the rest, so a large body neither fills memory nor holds the connection. */
+async function readStart(response: Response): Promise<string> {
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
   try {
-    const text = await response.text();
-    return text.replace(/\s+/g, ' ').trim().slice(0, BODY_EXCERPT_CHARS);
+    while (bytes < BODY_READ_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      bytes += value.byteLength;
+    }
+    await reader.cancel();
   } catch {
-    return '';
+    // A body cut off by a timeout or a reset leaves what arrived so far; the status already tells the outcome.
   }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function describeFetchError(error: unknown, host: string, timeoutMs: number, hidden: string[]): string {
