@@ -62,16 +62,21 @@ export class DeliveryQueue {
 
   private start(): void {
     this.running = true;
-    this.drain()
-      .catch((error: unknown) => this.log.error({ reason: (error as Error).message }, 'notification queue stopped unexpectedly'))
-      .finally(() => {
-        this.running = false;
-        // An alert pushed while the last delivery settled would otherwise wait for the next push.
-        if (this.waiting.length > 0) return this.start();
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const resolve of waiters) resolve();
-      });
+    // Deliveries begin on a later turn of the event loop, so push() (and emit()) does no channel work at all.
+    setImmediate(() => {
+      this.drain()
+        .catch((error: unknown) => this.log.error({ reason: (error as Error).message }, 'notification queue stopped unexpectedly'))
+        .finally(() => this.stopped());
+    });
+  }
+
+  private stopped(): void {
+    this.running = false;
+    // An alert pushed while the last delivery settled would otherwise wait for the next push.
+    if (this.waiting.length > 0) return this.start();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private async drain(): Promise<void> {
