@@ -117,6 +117,8 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
 /** Describes what the schema expects, in words, because zod's own messages start with "Invalid ...". */
 function expectation(issue: ZodError['issues'][number]): string {
   if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options)) return `one of ${issue.options.map((v: unknown) => JSON.stringify(v)).join(', ')}`;
+  // A record key (such as an HTTP header name) that fails its own check carries that check's message inside.
+  if (issue.code === 'invalid_key' && issue.issues[0] !== undefined) return issue.issues[0].message;
   if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   if (issue.code === 'invalid_type') return `a value of type ${issue.expected}`;
   if (issue.code === 'too_small' && issue.origin === 'number') return `a number ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
