@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Reads drplan's package.json. The built code runs from dist/src/ and the
- * tests import the sources from src/, so the file is one or two levels up;
- * the name check skips a package.json of an enclosing project.
+ * tests import the sources from src/, so the file is one or two levels up.
+ * The name check skips a package.json of an enclosing project.
  */
 function readPackageJson(): { name: string; version: string } {
   for (const relative of ['../package.json', '../../package.json']) {

@@ -175,14 +175,14 @@ export const notificationChannelSchema = z.discriminatedUnion('type', [webhookCh
 export const notificationRouteSchema = z.strictObject({
   /** Problem events this route applies to; default: every problem event. Recoveries follow their problem and are not routed. */
   events: z.array(z.enum(PROBLEM_EVENTS)).min(1).optional(),
-  /** The least severe alert this route applies to; default: every severity. */
+  /** The minimum severity this route applies to; default: every severity. */
   minSeverity: alertSeveritySchema.optional(),
   channels: z.array(z.string().min(1)).min(1, 'at least one channel'),
 });
 
 export const notificationsSchema = z.strictObject({
   channels: z.array(notificationChannelSchema).default([]),
-  /** Which problems go to which channels; without routes, every problem goes to every channel. */
+  /** Rules that send problems to channels; without routes, every problem goes to every channel. */
   routes: z.array(notificationRouteSchema).min(1).optional(),
   /** A repeat of an alert already sent (same event and subject) is not sent again within this time. */
   suppressFor: duration.default('1h'),

@@ -1,7 +1,7 @@
 /**
- * What each channel was sent recently, to suppress repeats of a problem and
- * to send a recovery only where its problem was sent. Keys are the channel,
- * the event type or family, and the subject; subjects are names from the plan
+ * The record of what each channel was sent, to suppress repeats of a problem
+ * and to send a recovery only where its problem was sent. Keys are the
+ * channel, the event family and the subject. Subjects are names from the plan
  * (jobs, databases, repositories), so the maps stay small.
  */
 import { eventFamily, SEVERITY_RANK } from './channel.js';
@@ -15,7 +15,7 @@ interface SentProblem {
 export class AlertMemory {
   /** The last problem sent per channel, event family and subject, by event type. */
   private readonly sent = new Map<string, Map<string, SentProblem>>();
-  /** Problems sent per channel, event family and subject that no recovery has answered yet. */
+  /** Problems sent per channel, event family and subject that no recovery has closed yet. */
   private readonly open = new Set<string>();
 
   constructor(private readonly suppressForMs: number) {}
@@ -51,8 +51,8 @@ export class AlertMemory {
 
   /**
    * Returns true, once, when `channel` was sent a problem of the recovery's
-   * family and subject. It then forgets that problem, so the next one is sent
-   * at once rather than suppressed.
+   * family and subject. It then deletes the record of that problem, so the
+   * next one is sent at once rather than suppressed.
    */
   admitRecovery(channel: string, event: AlertEvent): boolean {
     const family = familyKey(channel, event);

@@ -1,6 +1,6 @@
 /**
- * What every notification channel (webhook, Slack, e-mail, PagerDuty)
- * implements, the alert as channels send it, and the error of a failed
+ * The interface of every notification channel (webhook, Slack, e-mail,
+ * PagerDuty), the alert as channels send it, and the error of a failed
  * delivery.
  */
 import { ConnectionError } from '../errors.js';
@@ -43,12 +43,12 @@ export interface Channel {
   /**
    * Sends one alert in a single attempt, bounded by the context's timeout.
    * Resolves once the receiver accepted it; rejects with a DeliveryError
-   * that tells whether another attempt may succeed.
+   * whose `retryable` flag states whether another attempt may succeed.
    */
   deliver(alert: OutgoingAlert): Promise<void>;
 }
 
-/** A delivery that failed. The message is safe to log: it holds no URL path, header value, password or routing key. */
+/** A delivery that failed. The message is safe to log because it contains no URL path, header value, password or routing key. */
 export class DeliveryError extends ConnectionError {
   /** False when another attempt would fail the same way (rejected login, HTTP 400, unknown recipient). */
   readonly retryable: boolean;

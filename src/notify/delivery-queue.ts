@@ -86,7 +86,7 @@ export class DeliveryQueue {
     }
   }
 
-  /** Returns whether the alert was delivered; failures are logged, never thrown. */
+  /** Returns whether the alert was delivered. Every failure is caught and logged here. */
   private async deliverWithRetry(alert: OutgoingAlert): Promise<boolean> {
     const fields = { event: alert.type, subject: alert.subject };
     for (let attempt = 1; ; attempt++) {
@@ -111,7 +111,7 @@ export class DeliveryQueue {
   }
 }
 
-/** Waits without keeping the process alive: a shutdown waits through flush(), which holds its own timer. */
+/** Waits without keeping the process alive, because a shutdown waits through flush(), whose own timer keeps it alive. */
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -67,7 +67,7 @@ function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-/** Reads the start of the response body and cancels the rest, so a large body neither fills memory nor holds the connection. */
+/** Reads the start of the response body and cancels the rest, so a large body neither fills memory nor keeps the connection busy. */
 async function readStart(response: Response): Promise<string> {
   if (response.body === null) return '';
   const reader = response.body.getReader();
@@ -82,7 +82,7 @@ async function readStart(response: Response): Promise<string> {
     }
     await reader.cancel();
   } catch {
-    // A body cut off by a timeout or a reset leaves what arrived so far; the status already tells the outcome.
+    // A body cut off by a timeout or a reset leaves what arrived so far, and the status alone decides the outcome.
   }
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -1,7 +1,8 @@
 /**
  * The alert sink of a plan: routes each problem to its channels, suppresses
  * repeats, sends a recovery where its problem went, and hands the alerts to
- * one background queue per channel so the caller never waits for a network.
+ * one background queue per channel. emit() only queues, so the caller does
+ * not wait for any network.
  */
 import type { NotificationRoute, NotificationsConfig, Plan } from '../config/schema.js';
 import type { Logger } from '../logging.js';
@@ -48,7 +49,7 @@ class RoutingSink implements AlertSink {
       else if ((RECOVERY_EVENTS as readonly string[]).includes(event.type)) this.emitRecovery(event);
       else this.log.error({ event: event.type, subject: event.subject }, 'unknown alert event type; alert dropped');
     } catch (error) {
-      // emit() must never throw into the job that reports a failure.
+      // An error here must not reach the job that reports a failure, so it is logged and the alert dropped.
       this.log.error({ event: event?.type, subject: event?.subject, reason: (error as Error).message }, 'alert could not be queued');
     }
   }
@@ -81,7 +82,7 @@ class RoutingSink implements AlertSink {
     if (targets.length === 0) this.log.debug({ event: event.type, subject: event.subject, severity: event.severity }, 'no route matches the alert');
   }
 
-  /** A recovery follows its problem to every channel that was sent it, whatever the routes say about its own severity. */
+  /** Sends a recovery to every channel that was sent its problem, whatever the routes specify, because a recovery usually has a lower severity than its problem. */
   private emitRecovery(event: AlertEvent): void {
     const alert = outgoing(event, 'recovery');
     for (const [channel, queue] of this.queues) {

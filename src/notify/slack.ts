@@ -22,7 +22,7 @@ const ICONS: Record<string, string> = {
   test: ':test_tube:',
 };
 
-/** Marks recoveries and tests before the summary, so nobody reads them as a new problem. */
+/** Words before the summary of a recovery or test, so it does not read as a new problem. */
 const STATUS_PREFIX: Record<OutgoingAlert['status'], string> = { problem: '', recovery: 'recovered: ', test: 'test: ' };
 
 type TextObject = { type: 'mrkdwn'; text: string };

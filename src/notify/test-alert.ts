@@ -12,7 +12,7 @@ export interface ChannelTestResult {
   channel: string;
   type: string;
   delivered: boolean;
-  /** Why the delivery failed; absent when it succeeded. */
+  /** The reason the delivery failed; absent when it succeeded. */
   reason?: string;
   durationMs: number;
 }

@@ -1,6 +1,6 @@
 /**
  * Local receivers for notification tests: an HTTP server that records every
- * request and answers with scripted status codes, and an SMTP server
+ * request and responds with scripted status codes, and an SMTP server
  * (smtp-server, no TLS) that records every message. Both listen on 127.0.0.1.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -24,9 +24,9 @@ export interface HttpReceiver {
   /** Status codes for the next requests, in order; after them every request gets 200 (or `defaultStatus`). */
   statuses: number[];
   defaultStatus: number;
-  /** Answer a failure status with the request body, like a server that quotes the request it rejects. */
+  /** Send the request body back with a failure status, like a server that quotes the request it rejects. */
   echo: boolean;
-  /** Milliseconds to hold the response of the next requests, in order; after them the answer is immediate. */
+  /** Milliseconds to hold the response of the next requests, in order; after them the response is immediate. */
   delaysMs: number[];
   /** Resolves once `count` requests arrived; rejects after `timeoutMs`. */
   waitForRequests(count: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
@@ -55,7 +55,9 @@ export async function startHttpReceiver(port = 0): Promise<HttpReceiver> {
     request.on('end', () => {
       requests.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
       const status = receiver.statuses.shift() ?? receiver.defaultStatus;
-      const body = status < 300 ? 'ok' : receiver.echo ? requests[requests.length - 1]!.body : `failure ${status}`;
+      let body = `failure ${status}`;
+      if (status < 300) body = 'ok';
+      else if (receiver.echo) body = requests[requests.length - 1]!.body;
       setTimeout(() => {
         if (response.destroyed) return;
         response.writeHead(status, { 'content-type': 'text/plain' });

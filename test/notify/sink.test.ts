@@ -172,7 +172,7 @@ describe('suppression', () => {
     sink.emit(event('job.failed', 'nightly-db'));
     sink.emit(event('job.recovered', 'nightly-db', 'info'));
     sink.emit(event('job.recovered', 'nightly-db', 'info'));
-    // Another family's recovery for the same subject answers nothing.
+    // A recovery of another family with the same subject matches no problem.
     sink.emit(event('verify.passed', 'nightly-db', 'info'));
     await sink.flush(5000);
     expect(received(receiver, '/a')).toEqual(['job.failed nightly-db', 'job.recovered nightly-db']);
