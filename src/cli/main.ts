@@ -9,6 +9,7 @@ import { registerBackup } from './backup.js';
 import { reportError } from './common.js';
 import { registerInit } from './init.js';
 import { registerList } from './list.js';
+import { registerNotify } from './notify.js';
 import { registerPrune } from './prune.js';
 import { registerRepo } from './repo.js';
 import { registerStatus } from './status.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerRepo(program);
   registerServe(program);
   registerSchedule(program);
+  registerNotify(program);
   return program;
 }
 

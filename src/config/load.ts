@@ -9,6 +9,7 @@ import { parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { ConfigError } from '../errors.js';
 import { checkJobs } from './jobs.js';
+import { checkNotificationReferences, checkNotificationSecrets } from './notification-checks.js';
 import { planSchema, type Plan } from './schema.js';
 
 /** Returns the plan file path: `--config`, else `DRPLAN_CONFIG`, else `./drplan.yaml`. */
@@ -30,6 +31,7 @@ export interface LoadOptions {
 export async function loadPlan(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<Plan> {
   const text = await readPlanFile(file);
   const raw = parseYaml(text, file);
+  checkNotificationSecrets(raw, file);
   const substituted = substituteEnv(raw, env, file, [], options.deferDatabaseVariables ?? false);
   return validatePlan(substituted, file);
 }
@@ -87,6 +89,7 @@ function validatePlan(raw: unknown, file: string): Plan {
   const result = planSchema.safeParse(raw ?? {});
   if (!result.success) throw configErrorFromZod(result.error, raw, file);
   checkUniqueNames(result.data, file);
+  checkNotificationReferences(result.data, file);
   rejectUnsupported(result.data, file);
   checkObjectiveTables(result.data, file);
   checkJobs(result.data, file);
@@ -97,11 +100,12 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
   const lines = error.issues.map((issue) => {
     const where = formatPath(issue.path as (string | number)[]);
     if (issue.code === 'unrecognized_keys') {
-      const allowed = allowedKeysAt(issue.path as (string | number)[]);
+      const allowed = allowedKeysAt(issue.path as (string | number)[], raw);
       return issue.keys.map((key) => `${where || '(top level)'}: unknown field ${key}; ${suggestion(key, allowed)}`).join('\n  ');
     }
     const value = valueAt(raw, issue.path as (string | number)[]);
     if (value === undefined) return `${where || '(top level)'}: missing; this field is required`;
+    if (isSecretField(issue.path as (string | number)[])) return `${where}: invalid; expected ${expectation(issue)}`;
     const quotedValue = JSON.stringify(redactIfUrl(value));
     return `${where || '(top level)'}: ${quotedValue} is invalid; expected ${expectation(issue)}`;
   });
@@ -114,6 +118,9 @@ function configErrorFromZod(error: ZodError, raw: unknown, file: string): Config
 
 /** Describes what the schema expects, in words, because zod's own messages start with "Invalid ...". */
 function expectation(issue: ZodError['issues'][number]): string {
+  if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options)) return `one of ${issue.options.map((v: unknown) => JSON.stringify(v)).join(', ')}`;
+  // A record key (such as an HTTP header name) that fails its own check carries that check's message inside.
+  if (issue.code === 'invalid_key' && issue.issues[0] !== undefined) return issue.issues[0].message;
   if (issue.code === 'invalid_value') return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   if (issue.code === 'invalid_type') return `a value of type ${issue.expected}`;
   if (issue.code === 'too_small' && issue.origin === 'number') return `a number ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
@@ -122,17 +129,31 @@ function expectation(issue: ZodError['issues'][number]): string {
 }
 
 /** Returns the field names the schema allows at `fieldPath`, for suggestions. */
-function allowedKeysAt(fieldPath: (string | number)[]): string[] {
+function allowedKeysAt(fieldPath: (string | number)[], raw: unknown): string[] {
   let schema: unknown = planSchema;
-  for (const part of fieldPath) {
-    schema = unwrap(schema);
+  for (const [index, part] of fieldPath.entries()) {
+    schema = unwrapUnion(unwrap(schema), valueAt(raw, fieldPath.slice(0, index)));
     const def = (schema as { def?: { type?: string; element?: unknown; shape?: Record<string, unknown> } }).def;
     if (def?.type === 'array' && typeof part === 'number') schema = def.element;
     else if (def?.type === 'object' && typeof part === 'string') schema = def.shape?.[part];
     else return [];
   }
-  const shape = (unwrap(schema) as { def?: { shape?: Record<string, unknown> } }).def?.shape;
+  const shape = (unwrapUnion(unwrap(schema), valueAt(raw, fieldPath)) as { def?: { shape?: Record<string, unknown> } }).def?.shape;
   return shape ? Object.keys(shape) : [];
+}
+
+/** Picks the member of a discriminated union (such as a channel by its `type`) that `value` selects. */
+function unwrapUnion(schema: unknown, value: unknown): unknown {
+  const def = (schema as { def?: { type?: string; discriminator?: string; options?: { def?: { shape?: Record<string, { def?: { values?: unknown[] } }> } }[] } }).def;
+  if (def?.type !== 'union' || def.discriminator === undefined || value === null || typeof value !== 'object') return schema;
+  const selected = (value as Record<string, unknown>)[def.discriminator];
+  return def.options?.find((option) => option.def?.shape?.[def.discriminator!]?.def?.values?.includes(selected)) ?? schema;
+}
+
+/** Fields whose value is a secret, or may contain one, and so never appears in a message. */
+function isSecretField(fieldPath: (string | number)[]): boolean {
+  const last = fieldPath[fieldPath.length - 1];
+  return last === 'password' || last === 'routingKey' || fieldPath.includes('headers');
 }
 
 function unwrap(schema: unknown): unknown {

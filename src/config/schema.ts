@@ -3,6 +3,7 @@
  * everywhere so that a misspelt option fails loudly instead of being ignored.
  */
 import { z } from 'zod';
+import { PROBLEM_EVENTS } from '../notify/events.js';
 
 const name = z
   .string()
@@ -139,6 +140,85 @@ export const incidentsSchema = z.strictObject({
   maintenanceNotice: duration.optional(),
 });
 
+const httpUrl = z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+
+/** An e-mail address, bare or with a display name. */
+const emailAddress = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$|^[^<>]*<[^\s@<>]+@[^\s@<>]+>$/, 'an e-mail address such as ops@example.com or "drplan <drplan@example.com>"');
+
+export const alertSeveritySchema = z.enum(['critical', 'error', 'warning', 'info']);
+
+export const webhookChannelSchema = z.strictObject({
+  name,
+  type: z.literal('webhook'),
+  url: httpUrl,
+  /** Extra request headers, such as an Authorization token written as ${VAR}. */
+  headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'an HTTP header name'), z.string()).optional(),
+});
+
+export const slackChannelSchema = z.strictObject({
+  name,
+  type: z.literal('slack'),
+  /** A Slack (or Slack-compatible, such as Mattermost) incoming-webhook URL. */
+  url: httpUrl,
+});
+
+export const emailChannelSchema = z.strictObject({
+  name,
+  type: z.literal('email'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  /** TLS from the first byte (usually port 465); false means plain SMTP, upgraded with STARTTLS when the server offers it. */
+  secure: z.boolean().default(false),
+  /** Refuse to send unless the server upgrades the connection with STARTTLS. */
+  requireTLS: z.boolean().default(false),
+  user: z.string().min(1).optional(),
+  /** Written as ${VAR}: the plan file must not contain the password itself. */
+  password: z.string().optional(),
+  from: emailAddress,
+  to: z.array(emailAddress).min(1, 'at least one recipient'),
+});
+
+export const PAGERDUTY_EVENTS_URL = 'https://events.pagerduty.com/v2/enqueue';
+
+export const pagerdutyChannelSchema = z.strictObject({
+  name,
+  type: z.literal('pagerduty'),
+  /** The Events API v2 enqueue endpoint. */
+  url: httpUrl.default(PAGERDUTY_EVENTS_URL),
+  /** The integration key of the PagerDuty service, written as ${VAR}. */
+  routingKey: z.string().min(1),
+});
+
+export const notificationChannelSchema = z.discriminatedUnion('type', [webhookChannelSchema, slackChannelSchema, emailChannelSchema, pagerdutyChannelSchema]);
+
+export const notificationRouteSchema = z.strictObject({
+  /** Problem events this route applies to; default: every problem event. Recoveries follow their problem and are not routed. */
+  events: z.array(z.enum(PROBLEM_EVENTS)).min(1).optional(),
+  /** The minimum severity this route applies to; default: every severity. */
+  minSeverity: alertSeveritySchema.optional(),
+  channels: z.array(z.string().min(1)).min(1, 'at least one channel'),
+});
+
+export const notificationsSchema = z.strictObject({
+  channels: z.array(notificationChannelSchema).default([]),
+  /** Rules that send problems to channels; without routes, every problem goes to every channel. */
+  routes: z.array(notificationRouteSchema).min(1).optional(),
+  /** A repeat of an alert already sent (same event and subject) is not sent again within this time. */
+  suppressFor: duration.default('1h'),
+  /** Time limit of one delivery attempt (an HTTP request, or each SMTP connection phase). */
+  timeout: duration.default('10s'),
+  retry: z
+    .strictObject({
+      /** Delivery attempts per alert and channel, the first included. */
+      attempts: z.number().int().min(1).max(10).default(5),
+      /** Wait before the second attempt; it doubles before each further attempt. */
+      initialBackoff: duration.default('2s'),
+    })
+    .default({ attempts: 5, initialBackoff: '2s' }),
+  /** Alerts waiting per channel; when full, the oldest waiting alert is dropped. */
+  queueSize: z.number().int().min(1).max(10_000).default(100),
+});
+
 export const complianceSchema = z.strictObject({
   maxRetentionDays: z.number().int().positive().optional(),
   encryption: z.boolean().optional(),
@@ -159,6 +239,7 @@ export const planSchema = z.strictObject({
   scenarios: z.array(scenarioSchema).optional(),
   incidents: incidentsSchema.optional(),
   compliance: complianceSchema.optional(),
+  notifications: notificationsSchema.optional(),
 });
 
 export type Plan = z.infer<typeof planSchema>;
@@ -170,3 +251,6 @@ export type RetentionConfig = z.infer<typeof retentionSchema>;
 export type VerifyCheck = z.infer<typeof verifyCheckSchema>;
 export type JobConfig = z.infer<typeof jobSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
+export type NotificationsConfig = z.infer<typeof notificationsSchema>;
+export type NotificationChannelConfig = z.infer<typeof notificationChannelSchema>;
+export type NotificationRoute = z.infer<typeof notificationRouteSchema>;

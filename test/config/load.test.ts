@@ -135,7 +135,7 @@ describe('loadPlan validation', () => {
     const error = await loadError(file);
 
     expect(error.code).toBe('config.invalid');
-    expect(error.message).toBe(`invalid plan ${file}:\n  (top level): unknown field retention; allowed fields here: version, service, objectives, databases, repositories, backup, files, jobs, server, verify, scenarios, incidents, compliance`);
+    expect(error.message).toBe(`invalid plan ${file}:\n  (top level): unknown field retention; allowed fields here: version, service, objectives, databases, repositories, backup, files, jobs, server, verify, scenarios, incidents, compliance, notifications`);
   });
 
   it('bad repository url', async () => {
