@@ -1,7 +1,8 @@
 /**
- * Turns observed states into alert events: a problem is sent when it starts
- * and its recovery once when it clears, both keyed by type and subject, so a
- * status refreshed every minute does not repeat an alert every minute.
+ * Turns observed states into alert events, keyed by type and subject. A
+ * problem is passed to the sink each time it is observed, and the sink
+ * suppresses repeats (notifications.suppressFor). Its recovery is sent once,
+ * when a problem that was observed clears.
  */
 import type { AlertEvent, AlertSink, ProblemEvent, RecoveryEvent, Severity } from '../notify/events.js';
 
@@ -27,11 +28,9 @@ export class AlertTracker {
     this.active.add(`${type}\u0000${subject}`);
   }
 
-  /** Sends the problem unless it is already active. */
+  /** Sends the problem and marks it active. */
   problem(type: ProblemEvent, subject: string, severity: Severity, summary: string, details?: Details): void {
-    const key = `${type}\u0000${subject}`;
-    if (this.active.has(key)) return;
-    this.active.add(key);
+    this.active.add(`${type}\u0000${subject}`);
     this.sink.emit({ type, severity, subject, summary, at: this.now(), details });
   }
 

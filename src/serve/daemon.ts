@@ -5,7 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { PlanContext } from '../context.js';
 import { NotFoundError, UsageError } from '../errors.js';
-import { silentSink, type AlertSink } from '../notify/events.js';
+import type { AlertSink } from '../notify/events.js';
+import { createAlertSink } from '../notify/sink.js';
 import { checkRepositories } from '../repository/check.js';
 import { parseDuration } from '../util/duration.js';
 import { AlertTracker } from './alerts.js';
@@ -35,7 +36,7 @@ interface Services {
 
 async function createServices(context: PlanContext, options: ServiceOptions, refreshAfterJobs: boolean): Promise<Services> {
   const clock = options.clock ?? systemClock;
-  const sink = options.sink ?? silentSink;
+  const sink = options.sink ?? createAlertSink(context.plan, context.log);
   const server = context.plan.server;
   const state = new JobState(stateDirectory(server), context.log.child({ component: 'serve' }));
   await state.load();

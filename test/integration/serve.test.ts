@@ -15,6 +15,7 @@ import { runCli, startCli, type StartedCli } from '../helpers/cli.js';
 import { query } from '../helpers/pg.js';
 import { fileRepository, s3Env, s3Repository, writePlan, type TestRepository } from '../helpers/plan.js';
 import { waitForChild } from '../helpers/procs.js';
+import { startHttpReceiver } from '../helpers/receivers.js';
 import { s3Client, startS3Server, type S3TestServer } from '../helpers/s3.js';
 
 const TOKEN = 'serve-test-token-0123456789';
@@ -269,6 +270,7 @@ describe('drplan serve', () => {
     expect(unknown.stderr).toContain('drplan: error: job "nightly" is not in the plan');
     expect(unknown.stderr).toContain('hint: Known jobs: app-backup, app-verify.');
 
+    const receiver = await startHttpReceiver();
     const downPlan = await writePlan({
       databases: [{ name: 'down', url: 'postgres://app:pw@127.0.0.1:1/app' }],
       repositories: [local],
@@ -278,10 +280,19 @@ describe('drplan serve', () => {
         { name: 'upload-files', type: 'files', fileset: 'uploads', cron: '0 3 * * *' },
       ],
       server: { stateDir },
+      notifications: { channels: [{ name: 'hook', type: 'webhook', url: receiver.url('/alerts') }] },
     });
-    const unreachable = await runCli(['--config', downPlan, 'serve', '--once', 'down-backup'], { env });
-    expect(unreachable.code).toBe(3);
-    expect(unreachable.stderr).toContain('drplan: error: step "connect to database" failed: cannot connect to PostgreSQL at 127.0.0.1:1');
+    try {
+      const unreachable = await runCli(['--config', downPlan, 'serve', '--once', 'down-backup'], { env });
+      expect(unreachable.code).toBe(3);
+      expect(unreachable.stderr).toContain('drplan: error: step "connect to database" failed: cannot connect to PostgreSQL at 127.0.0.1:1');
+      // The failure is sent before the process exits, because --once flushes the alert sink.
+      const alerts = receiver.json() as { type: string; subject: string; summary: string }[];
+      expect(alerts.map((a) => [a.type, a.subject])).toEqual([['job.failed', 'down-backup']]);
+      expect(alerts[0]!.summary).toContain('job down-backup failed: step "connect to database" failed: cannot connect to PostgreSQL at 127.0.0.1:1');
+    } finally {
+      await receiver.close();
+    }
     const unavailable = await runCli(['--config', downPlan, 'serve', '--once', 'upload-files'], { env });
     expect(unavailable.code).toBe(2);
     expect(unavailable.stderr).toContain('drplan: error: job upload-files: type files is not available in this build of drplan');

