@@ -49,6 +49,7 @@ interface EntrySink {
   write(chunk: Buffer): boolean;
   end(): void;
   on(event: 'drain' | 'close', listener: () => void): void;
+  on(event: 'error', listener: (err: Error) => void): void;
   off(event: 'drain' | 'close', listener: () => void): void;
 }
 
@@ -60,11 +61,17 @@ export function entryName(absolutePath: string): string {
 /** Returns a test for exclusion by the file set's patterns, given a path relative to its configured directory and the absolute path. */
 export function excludeMatcher(patterns: string[]): (relative: string, absolute: string) => boolean {
   const absolute = patterns.filter((p) => p.startsWith('/'));
-  const relative = patterns.filter((p) => !p.startsWith('/'));
-  const matchAbsolute = absolute.length > 0 ? picomatch(absolute, { dot: true }) : () => false;
-  // basename: a pattern without a slash is tested against the last path segment.
-  const matchRelative = relative.length > 0 ? picomatch(relative, { dot: true, basename: true }) : () => false;
-  return (rel, abs) => matchAbsolute(abs) || (rel !== '' && matchRelative(rel));
+  const relative = patterns.filter((p) => !p.startsWith('/') && p.includes('/'));
+  const baseName = patterns.filter((p) => !p.includes('/'));
+  const matchAbsolute = compile(absolute, {});
+  const matchRelative = compile(relative, {});
+  // picomatch's `basename` option applies to every pattern it is given, so only the patterns without "/" get it.
+  const matchBaseName = compile(baseName, { basename: true });
+  return (rel, abs) => matchAbsolute(abs) || (rel !== '' && (matchRelative(rel) || matchBaseName(rel)));
+}
+
+function compile(patterns: string[], options: picomatch.PicomatchOptions): (path: string) => boolean {
+  return patterns.length > 0 ? picomatch(patterns, { dot: true, ...options }) : () => false;
 }
 
 /**
@@ -216,6 +223,11 @@ class Walker {
     const finished = new Promise<void>((resolve, reject) => {
       sink = this.pack.entry(header, (err) => (err ? reject(err) : resolve())) as unknown as EntrySink;
     });
+    // The entry's callback reports its failure; without a listener, the same error
+    // emitted when a failed backup destroys the tar stream would crash the process.
+    sink.on('error', () => undefined);
+    // A file that fails half-way is abandoned without awaiting its entry, so the rejection is marked handled here.
+    finished.catch(() => undefined);
     // The name is recorded when the entry starts, so the list follows archive order.
     this.summary.entries.push(header.name);
     return { sink, finished };

@@ -94,16 +94,15 @@ async function writeEntry(root: string, header: TarHeader, stream: Entry, option
 
 /** Returns the entry name as a relative path, or rejects one that is absolute or climbs out with "..". */
 export function safeRelativeName(name: string): string {
-  const trimmed = name.replace(/\/+$/, '');
-  const segments = trimmed.split('/');
-  if (trimmed === '' || name.startsWith('/') || name.includes('\0') || segments.includes('..')) {
+  const segments = name.split('/').filter((s) => s !== '' && s !== '.');
+  if (segments.length === 0 || name.startsWith('/') || name.includes('\0') || segments.includes('..')) {
     throw new IntegrityError(`archive entry ${JSON.stringify(name)} would be written outside the target directory`, {
       code: 'restore.entry',
       object: name,
       hint: 'The archive was not written by drplan or was altered; nothing outside the target directory was touched.',
     });
   }
-  return segments.filter((s) => s !== '' && s !== '.').join('/');
+  return segments.join('/');
 }
 
 /** Creates the missing parents of an entry, and rejects a parent that is a symbolic link or not a directory. */
