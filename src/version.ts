@@ -2,8 +2,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 
 /**
- * The built module sits in dist/src/, the source in src/ (as tests load it),
- * so package.json is two or one directory up; its name confirms the match.
+ * Reads the version from package.json, which is two directories up from the
+ * built module (dist/src/) and one up from the source that tests load (src/).
  */
 function readVersion(): string {
   for (const relative of ['../../package.json', '../package.json']) {

@@ -168,7 +168,7 @@ function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {
 /**
  * Finds a backup by id, or with `latest` the newest that is not a pre_restore
  * backup; the filter narrows the search. Without a file-set filter, `latest`
- * means the newest database backup: a file set never stands in for a database.
+ * means the newest database backup, so a file set is never taken for a database.
  */
 export function findBackup(catalog: Catalog, idOrLatest: string, filter?: string | CatalogFilter): CatalogEntry {
   const narrowed = typeof filter === 'string' ? { database: filter } : filter;

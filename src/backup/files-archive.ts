@@ -32,7 +32,7 @@ export interface FilesetSource {
   exclude?: string[];
 }
 
-/** What the archive holds, for the metadata. */
+/** Contents of the archive, as the metadata records them. */
 export interface ArchiveSummary {
   /** Regular files archived. */
   fileCount: number;
@@ -44,7 +44,7 @@ export interface ArchiveSummary {
 
 const READ_CHUNK = 1 << 20;
 
-/** The part of a tar-stream entry (a streamx EntrySink, which has no type declarations) used here. */
+/** The part of a tar-stream entry (a streamx Writable) that the walker uses. */
 interface EntrySink {
   write(chunk: Buffer): boolean;
   end(): void;
@@ -234,7 +234,7 @@ class Walker {
   }
 }
 
-/** The mode (type bits included, so tar-stream keeps a mode of 0), owner and modification time of an entry. */
+/** Returns the header fields from `stats`: the mode with its type bits (so tar-stream keeps a mode of 0), owner and time. */
 function ownership(stats: Stats) {
   return { mode: stats.mode, uid: stats.uid, gid: stats.gid, mtime: stats.mtime };
 }

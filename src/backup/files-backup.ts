@@ -35,7 +35,7 @@ export interface FilesBackupRequest {
 /** Labels: letters, digits and a few separators, so they are safe in logs, file names and shells. */
 const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$/;
 
-/** Rejects a label that is empty, too long or holds characters other than letters, digits and `_ . : @ + -`. */
+/** Rejects a label that is empty, too long or contains characters other than letters, digits and `_ . : @ + -`. */
 export function assertValidLabel(label: string): void {
   if (LABEL_PATTERN.test(label)) return;
   throw new UsageError(`invalid --label ${JSON.stringify(label)}`, {
@@ -110,7 +110,7 @@ async function chooseId(context: PlanContext, fileset: string, request: FilesBac
   }
 }
 
-/** Checks that every repository is usable and, given an id, holds no backup of that id for the file set. */
+/** Checks that every repository is usable and, given an id, has no backup of that id for the file set. */
 async function checkRepositories(context: PlanContext, fileset: string, id: string | undefined): Promise<void> {
   await Promise.all(context.storages.map((storage) => storage.check()));
   if (id === undefined) return;

@@ -60,7 +60,11 @@ async function resolveBackup(context: PlanContext, backup: string, options: Veri
     const narrowedByUser = options.files !== undefined || options.database !== undefined;
     if (!(err instanceof NotFoundError) || backup === 'latest' || narrowedByUser || filter === undefined) throw err;
     const everything = await readCatalog(context);
-    return { catalog: everything, entry: findBackup(everything, backup) };
+    const filesets = everything.entries.filter((e) => e.id === backup && e.meta.kind === 'files');
+    // Nothing else has the id either: the error names the database that was searched first.
+    if (filesets.length === 0) throw err;
+    // Several file sets with the id make findBackup report the ambiguity.
+    return { catalog: everything, entry: filesets.length === 1 ? filesets[0]! : findBackup(everything, backup) };
   }
 }
 

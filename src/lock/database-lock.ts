@@ -61,7 +61,7 @@ export function filesetLockKey(fileset: string): string {
   return `locks/files/${fileset}.json`;
 }
 
-/** What a lock protects: its key, a label for messages, and the field that names it in the lock file. */
+/** The subject of a lock: its key, a label for messages, and the field that names it in the lock file. */
 interface LockTarget {
   key: string;
   kind: 'database' | 'file set';

@@ -59,7 +59,7 @@ export async function fetchMainObject(entry: CatalogEntry, tempRoot: string, log
 
 /**
  * Tries each copy in plan order with `fetchCopy` into a new temporary
- * directory, and returns the first that succeeds; a missing or corrupted copy
+ * directory, and returns the first that succeeds. A missing or corrupted copy
  * is logged and the next one tried.
  */
 async function fetchFromFirstGoodCopy<T extends object>(

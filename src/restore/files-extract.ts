@@ -1,8 +1,8 @@
 /**
  * Extracts a file-set tar archive into a directory: regular files with their
  * bytes, mode and modification time, directories, and symbolic links as
- * links. Ownership is restored only when running as root, because nobody
- * else may give a file away.
+ * links. Ownership is restored only when running as root, because only root
+ * may give a file to another user.
  *
  * Every entry must stay inside the directory: absolute names, ".." segments
  * and names that lead through a symbolic link (one from the archive or one

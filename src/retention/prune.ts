@@ -16,7 +16,7 @@ import { decideRetention, type RetentionDecision } from './policy.js';
 
 export interface PruneDecision extends RetentionDecision {
   class: 'scheduled' | 'manual' | 'pre_restore';
-  /** Set for a file-set backup; `database` then holds the file set's name. */
+  /** Set for a file-set backup; `database` then contains the file set's name. */
   fileset?: true;
 }
 

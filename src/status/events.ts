@@ -34,7 +34,10 @@ export async function lastFailureEvent(storages: Storage[], database: string): P
   let newest: { key: string; storage: Storage } | undefined;
   for (const storage of storages) {
     try {
-      for await (const object of storage.list(`events/${database}/`)) {
+      const prefix = `events/${database}/`;
+      for await (const object of storage.list(prefix)) {
+        // For a database named "files", the prefix also lists the events of every file set.
+        if (object.key.slice(prefix.length).includes('/')) continue;
         if (!newest || object.key > newest.key) newest = { key: object.key, storage };
       }
     } catch {
