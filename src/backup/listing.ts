@@ -11,7 +11,10 @@ export interface VerificationSummary {
 
 export interface BackupRow {
   id: string;
+  kind: string;
+  /** The database, or for a file-set backup the file set's name. */
   database: string;
+  label: string | null;
   origin: string;
   finishedAt: string;
   storedBytes: number;
@@ -25,7 +28,9 @@ export interface BackupRow {
 export function backupRows(catalog: Catalog): BackupRow[] {
   return catalog.entries.map((entry) => ({
     id: entry.id,
+    kind: entry.meta.kind,
     database: entry.database,
+    label: entry.meta.label ?? null,
     origin: entry.meta.origin,
     finishedAt: entry.meta.finishedAt,
     storedBytes: entry.meta.storedBytes,

@@ -4,6 +4,7 @@
  * clear error instead of pretending to run.
  */
 import { findBackup, readCatalog } from '../backup/catalog.js';
+import { runFilesBackup } from '../backup/files-backup.js';
 import { runLogicalBackup } from '../backup/logical-backup.js';
 import { jobDatabase } from '../config/jobs.js';
 import type { JobConfig } from '../config/schema.js';
@@ -36,7 +37,7 @@ export const jobHandlers: Record<JobType, JobHandler> = {
   backup: runBackupJob,
   verify: runVerifyJob,
   prune: runPruneJob,
-  files: unavailable('files', 'file-set backups'),
+  files: runFilesJob,
   'wal-check': unavailable('wal-check', 'WAL archive checks'),
 };
 
@@ -47,6 +48,14 @@ async function runBackupJob(job: JobConfig, env: JobEnvironment): Promise<JobOut
   return {
     summary: `committed ${meta.id} of ${database.name} (${meta.storedBytes} bytes stored)`,
     details: { backupId: meta.id, database: database.name, bytes: meta.storedBytes },
+  };
+}
+
+async function runFilesJob(job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
+  const meta = await runFilesBackup(env.context, { fileset: job.fileset!, signal: env.signal });
+  return {
+    summary: `committed ${meta.id} of file set ${job.fileset} (${meta.storedBytes} bytes stored)`,
+    details: { backupId: meta.id, fileset: job.fileset!, bytes: meta.storedBytes },
   };
 }
 
