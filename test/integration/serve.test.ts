@@ -271,10 +271,12 @@ describe('drplan serve', () => {
     expect(unknown.stderr).toContain('hint: Known jobs: app-backup, app-verify.');
 
     const receiver = await startHttpReceiver();
+    const uploads = await mkdtemp(path.join(tmpdir(), 'drplan-serve-uploads-'));
+    await writeFile(path.join(uploads, 'invoice-1.json'), JSON.stringify({ id: 1, total: 12.5 }));
     const downPlan = await writePlan({
       databases: [{ name: 'down', url: 'postgres://app:pw@127.0.0.1:1/app' }],
       repositories: [local],
-      files: [{ name: 'uploads', paths: [local.dir] }],
+      files: [{ name: 'uploads', paths: [uploads] }],
       jobs: [
         { name: 'down-backup', type: 'backup', cron: '0 2 * * *' },
         { name: 'upload-files', type: 'files', fileset: 'uploads', cron: '0 3 * * *' },
@@ -293,9 +295,9 @@ describe('drplan serve', () => {
     } finally {
       await receiver.close();
     }
-    const unavailable = await runCli(['--config', downPlan, 'serve', '--once', 'upload-files'], { env });
-    expect(unavailable.code).toBe(2);
-    expect(unavailable.stderr).toContain('drplan: error: job upload-files: type files is not available in this build of drplan');
+    const files = await runCli(['--config', downPlan, 'serve', '--once', 'upload-files'], { env });
+    expect(files.code, files.stderr).toBe(0);
+    expect(files.stderr).toMatch(/job upload-files succeeded: committed files_\d{8}_\d{6} of file set uploads/);
   });
 
   it('missed run caught up at start', async () => {
