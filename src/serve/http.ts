@@ -57,7 +57,8 @@ function requireToken(token: string) {
     // Digests have the same length whatever was sent, so the comparison time reveals nothing about the token.
     if (match && timingSafeEqual(digest(match[1]!), expected)) return;
     reply.header('www-authenticate', 'Bearer realm="drplan"');
-    await reply.code(401).send({ error: 'missing or invalid bearer token', hint: 'Send the header "Authorization: Bearer <server.token>".' });
+    // Returning the sent reply ends the request here, so the route handler never runs.
+    return reply.code(401).send({ error: 'missing or invalid bearer token', hint: 'Send the header "Authorization: Bearer <server.token>".' });
   };
 }
 
@@ -65,7 +66,7 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** 200 once the plan is loaded and every repository was reachable at the last status read, else 503. */
+/** Replies 200 once the plan is loaded and every repository was reachable at the last status read, else 503. */
 async function ready(options: ApiOptions, reply: FastifyReply) {
   const report = options.monitor.report;
   if (!report) return reply.code(503).send({ ready: false, reason: 'the first status read has not finished' });

@@ -138,6 +138,15 @@ describe('drplan serve', () => {
     ]);
     expect(listed[0]!.nextRun).toMatch(/T02:00:00\.000Z$/);
 
+    const refused = await api(daemon, '/api/jobs/app-backup/run', { method: 'POST', token: null });
+    expect(refused.status).toBe(401);
+    await sleep(300);
+    const afterRefused = (await (await api(daemon, '/api/jobs')).json()) as { name: string; running: unknown; lastRun: unknown }[];
+    expect(afterRefused.map((j) => [j.name, j.running, j.lastRun])).toEqual([
+      ['app-backup', null, null],
+      ['app-verify', null, null],
+    ]);
+
     await locker.query('BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE');
     const run = await api(daemon, '/api/jobs/app-backup/run', { method: 'POST' });
     expect(run.status).toBe(202);
