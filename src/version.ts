@@ -1,18 +1,21 @@
 /** drplan's own version, read from package.json. */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 /**
- * Reads the version from package.json, which is two directories up from the
- * built module (dist/src/) and one up from the source that tests load (src/).
+ * Reads drplan's package.json. The built code runs from dist/src/ and the
+ * tests import the sources from src/, so the file is one or two levels up.
+ * The name check skips a package.json of an enclosing project.
  */
-function readVersion(): string {
-  for (const relative of ['../../package.json', '../package.json']) {
-    const url = new URL(relative, import.meta.url);
-    if (!existsSync(url)) continue;
-    const packageJson = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version: string };
-    if (packageJson.name === 'drplan') return packageJson.version;
+function readPackageJson(): { name: string; version: string } {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      const parsed = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name: string; version: string };
+      if (parsed.name === 'drplan') return parsed;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
-  throw new Error(`package.json of drplan not found above ${import.meta.url}`);
+  throw new Error(`drplan's package.json not found above ${new URL('.', import.meta.url).pathname}`);
 }
 
-export const DRPLAN_VERSION: string = readVersion();
+export const DRPLAN_VERSION: string = readPackageJson().version;
