@@ -7,7 +7,7 @@ import type { PlanContext } from '../context.js';
 import { DrplanError, NotFoundError, UsageError } from '../errors.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { isVerificationKey, metaKeyOfRecord, verificationSchema, type VerificationRecord } from '../verify/records.js';
-import { AREAS, META_SUFFIX } from './layout.js';
+import { AREAS, FILES_AREA, META_SUFFIX } from './layout.js';
 import { parseMetadata, subjectOf, type BackupMetadata } from './metadata.js';
 
 /** One repository's copy of a backup. */
@@ -48,16 +48,24 @@ export interface Catalog {
   listings: RepositoryListing[];
 }
 
-/** Reads every committed backup of every repository, optionally for one database. */
-export async function readCatalog(context: PlanContext, database?: string): Promise<Catalog> {
+/**
+ * Narrows a catalog to one database's backups (never a file set's, even of the
+ * same name) or to one file set's backups. No filter reads everything.
+ */
+export type CatalogFilter = { database: string; fileset?: undefined } | { fileset: string; database?: undefined };
+
+/** Reads every committed backup of every repository; a database name or a filter narrows it. */
+export async function readCatalog(context: PlanContext, filter?: string | CatalogFilter): Promise<Catalog> {
+  const narrowed = typeof filter === 'string' ? { database: filter } : filter;
   const problems: Catalog['problems'] = [];
   const listings: RepositoryListing[] = [];
   const perStorage = await Promise.all(
     context.storages.map(async (storage) => {
       try {
-        const objects = await listAreas(storage, database);
+        const objects = await listAreas(storage, narrowed);
         listings.push({ storage, objects });
-        return await readCopies(storage, objects, problems);
+        const copies = await readCopies(storage, objects, problems);
+        return copies.filter((copy) => matchesFilter(copy.meta, narrowed));
       } catch (err) {
         problems.push({ repository: storage.name, error: err as Error });
         return [] as BackupCopy[];
@@ -67,12 +75,23 @@ export async function readCatalog(context: PlanContext, database?: string): Prom
   return { entries: mergeCopies(perStorage.flat()), problems, listings };
 }
 
-async function listAreas(storage: Storage, database: string | undefined): Promise<ObjectInfo[]> {
+/** Lists the areas the filter can match: the database areas, the file-set area, or all of them. */
+async function listAreas(storage: Storage, filter: CatalogFilter | undefined): Promise<ObjectInfo[]> {
+  const prefixes: string[] = [];
+  if (filter?.fileset === undefined) prefixes.push(...AREAS.map((area) => (filter?.database ? `${area}/${filter.database}/` : `${area}/`)));
+  if (filter?.database === undefined) prefixes.push(filter?.fileset ? `${FILES_AREA}/${filter.fileset}/` : `${FILES_AREA}/`);
   const objects: ObjectInfo[] = [];
-  for (const area of AREAS) {
-    for await (const object of storage.list(database ? `${area}/${database}/` : `${area}/`)) objects.push(object);
+  for (const prefix of prefixes) {
+    for await (const object of storage.list(prefix)) objects.push(object);
   }
   return objects;
+}
+
+/** Checks the metadata too, so a stray file-set metadata in a database area (or the reverse) never matches. */
+function matchesFilter(meta: BackupMetadata, filter: CatalogFilter | undefined): boolean {
+  if (filter?.database !== undefined) return meta.kind !== 'files' && meta.database === filter.database;
+  if (filter?.fileset !== undefined) return meta.kind === 'files' && meta.fileset === filter.fileset;
+  return true;
 }
 
 async function readCopies(storage: Storage, objects: ObjectInfo[], problems: Catalog['problems']): Promise<BackupCopy[]> {
@@ -146,40 +165,53 @@ function mergeCopies(copies: BackupCopy[]): CatalogEntry[] {
   return [...byKey.values()].sort((a, b) => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.id.localeCompare(a.id));
 }
 
-/** Finds a backup by id, or with `latest` the newest that is not a pre_restore backup; `database` narrows the search. */
-export function findBackup(catalog: Catalog, idOrLatest: string, database?: string): CatalogEntry {
-  const candidates = catalog.entries.filter((e) => database === undefined || e.database === database);
+/**
+ * Finds a backup by id, or with `latest` the newest that is not a pre_restore
+ * backup; the filter narrows the search. Without a file-set filter, `latest`
+ * means the newest database backup, so a file set is never taken for a database.
+ */
+export function findBackup(catalog: Catalog, idOrLatest: string, filter?: string | CatalogFilter): CatalogEntry {
+  const narrowed = typeof filter === 'string' ? { database: filter } : filter;
+  const candidates = catalog.entries.filter((e) => matchesFilter(e.meta, narrowed));
   if (idOrLatest === 'latest') {
     // A pre_restore backup contains the state an in-place restore replaced, often
     // the damaged one; "latest" must not bring that back by accident.
-    return findLatest(candidates.filter((e) => e.meta.origin !== 'pre_restore'), database, catalog);
+    const databaseOrFiles = candidates.filter((e) => narrowed?.fileset !== undefined || e.meta.kind !== 'files');
+    return findLatest(databaseOrFiles.filter((e) => e.meta.origin !== 'pre_restore'), narrowed, catalog);
   }
   const matches = candidates.filter((e) => e.id === idOrLatest);
   if (matches.length > 1) {
-    throw new UsageError(`backup id ${idOrLatest} exists for several databases: ${matches.map((m) => m.database).join(', ')}`, {
+    throw new UsageError(`backup id ${idOrLatest} exists for several subjects: ${matches.map(describeSubject).join(', ')}`, {
       code: 'usage.ambiguous',
-      hint: 'Pass --database NAME.',
+      hint: 'Pass --database NAME, or --files NAME for a file set.',
     });
   }
-  if (!matches[0]) throw notFound(idOrLatest, database, catalog);
+  if (!matches[0]) throw notFound(idOrLatest, narrowed, catalog);
   return matches[0];
 }
 
-function findLatest(candidates: CatalogEntry[], database: string | undefined, catalog: Catalog): CatalogEntry {
-  const databases = new Set(candidates.map((e) => e.database));
-  if (databases.size > 1) {
-    throw new UsageError(`"latest" is ambiguous: the repositories hold backups of ${[...databases].join(', ')}`, {
+/** Describes what a backup is of, such as `database app` or `file set uploads`. */
+export function describeSubject(entry: CatalogEntry): string {
+  return entry.meta.kind === 'files' ? `file set ${entry.database}` : `database ${entry.database}`;
+}
+
+function findLatest(candidates: CatalogEntry[], filter: CatalogFilter | undefined, catalog: Catalog): CatalogEntry {
+  const subjects = new Set(candidates.map(describeSubject));
+  if (subjects.size > 1) {
+    throw new UsageError(`"latest" is ambiguous: the repositories hold backups of ${[...subjects].map((s) => s.replace(/^database /, '')).join(', ')}`, {
       code: 'usage.latest',
       hint: 'Pass --database NAME.',
     });
   }
   const newest = candidates[0];
-  if (!newest) throw notFound('latest', database, catalog);
+  if (!newest) throw notFound('latest', filter, catalog);
   return newest;
 }
 
-function notFound(id: string, database: string | undefined, catalog: Catalog): NotFoundError {
-  const scope = database ? ` for database ${database}` : '';
+function notFound(id: string, filter: CatalogFilter | undefined, catalog: Catalog): NotFoundError {
+  let scope = '';
+  if (filter?.database !== undefined) scope = ` for database ${filter.database}`;
+  if (filter?.fileset !== undefined) scope = ` for file set ${filter.fileset}`;
   const unreadable = catalog.problems.length > 0 ? ` (${catalog.problems.length} repository problem(s) while listing)` : '';
   return new NotFoundError(`backup ${id} not found${scope} in any repository${unreadable}`, {
     code: 'backup.missing',

@@ -7,13 +7,19 @@
  *   backups/<database>/<id>.meta.json        metadata, written last (the commit point)
  *
  * Backups with a chosen name and pre-restore safety backups go under
- * `manual/` instead of `backups/`.
+ * `manual/` instead of `backups/`. File-set backups have an area of their own:
+ *
+ *   files/<fileset>/<id>.tar.zst              tar archive of the file set, compressed
+ *   files/<fileset>/<id>.meta.json            metadata, written last (the commit point)
  */
 import { UsageError } from '../errors.js';
 import type { Compression } from '../config/schema.js';
 
 export const AREAS = ['backups', 'manual'] as const;
 export type Area = (typeof AREAS)[number];
+
+/** The area of file-set backups, apart from the database areas so that no name can clash. */
+export const FILES_AREA = 'files';
 
 export const META_SUFFIX = '.meta.json';
 
@@ -56,4 +62,18 @@ export function backupKeys(area: Area, database: string, id: string, compression
 /** Returns the key prefix of a database's backups in one area. */
 export function databasePrefix(area: Area, database: string): string {
   return `${area}/${database}/`;
+}
+
+/** Returns the keys of one file-set backup's objects. */
+export function filesKeys(fileset: string, id: string, compression: Compression) {
+  const base = `${filesPrefix(fileset)}${id}`;
+  return {
+    archive: `${base}.tar${fileExtension(compression)}`,
+    meta: `${base}${META_SUFFIX}`,
+  };
+}
+
+/** Returns the key prefix of a file set's backups. */
+export function filesPrefix(fileset: string): string {
+  return `${FILES_AREA}/${fileset}/`;
 }

@@ -1,8 +1,8 @@
 /** `drplan verify`: check every copy of a backup against its metadata, and with --deep restore it. */
 import type { Command } from 'commander';
-import { findBackup, readCatalog, type CatalogEntry } from '../backup/catalog.js';
+import { findBackup, readCatalog, type Catalog, type CatalogEntry, type CatalogFilter } from '../backup/catalog.js';
 import { defaultDatabaseName, type PlanContext } from '../context.js';
-import { AbortedError, IntegrityError } from '../errors.js';
+import { AbortedError, IntegrityError, NotFoundError, UsageError } from '../errors.js';
 import { deepVerify } from '../verify/deep-verify.js';
 import { storeVerification, type VerificationRecord } from '../verify/records.js';
 import { failuresOf, missingCopies, verifyBackup, type VerifyResult } from '../verify/verify-backup.js';
@@ -10,6 +10,7 @@ import { formatDuration, interruptSignal, loadContext, printJson, type GlobalOpt
 
 interface VerifyOptions {
   database?: string;
+  files?: string;
   deep?: boolean;
   json?: boolean;
 }
@@ -20,13 +21,12 @@ export function registerVerify(program: Command): void {
     .description('check size, SHA-256 and archive readability of a backup on every repository; --deep also restores it')
     .argument('[backup]', 'backup id, or "latest"', 'latest')
     .option('--database <name>', 'database the backup belongs to')
-    .option('--deep', 'test-restore into a scratch database, compare row counts and run the plan checks')
+    .option('--files <name>', 'file set the backup belongs to')
+    .option('--deep', 'test-restore into a scratch database, compare row counts and run the plan checks; for a file set, extract into a temporary directory and compare with the metadata')
     .option('--json', 'print the result as JSON')
     .action(async (backup: string, options: VerifyOptions, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
-      const database = defaultDatabaseName(context.plan, options.database);
-      const catalog = await readCatalog(context, database);
-      const entry = findBackup(catalog, backup, database);
+      const { catalog, entry } = await resolveBackup(context, backup, options);
       const missing = await missingCopies(entry, catalog, context.plan.repositories.map((r) => r.name));
       const signal = interruptSignal();
       const record = options.deep ? await deepVerify(context, entry, signal, missing) : await checksumVerify(context, entry, signal, options.json ?? false, missing);
@@ -40,6 +40,32 @@ export function registerVerify(program: Command): void {
         });
       }
     });
+}
+
+/**
+ * Finds the backup to verify. An id given without --database or --files is
+ * looked for among the default database's backups first, then everywhere, so
+ * a file-set backup needs no extra option.
+ */
+async function resolveBackup(context: PlanContext, backup: string, options: VerifyOptions): Promise<{ catalog: Catalog; entry: CatalogEntry }> {
+  if (options.files !== undefined && options.database !== undefined) {
+    throw new UsageError('--files and --database cannot be used together', { code: 'usage.verify', hint: 'A backup is of a database or of a file set; pass one of them.' });
+  }
+  const database = defaultDatabaseName(context.plan, options.database);
+  const filter: CatalogFilter | undefined = options.files !== undefined ? { fileset: options.files } : database !== undefined ? { database } : undefined;
+  const catalog = await readCatalog(context, filter);
+  try {
+    return { catalog, entry: findBackup(catalog, backup, filter) };
+  } catch (err) {
+    const narrowedByUser = options.files !== undefined || options.database !== undefined;
+    if (!(err instanceof NotFoundError) || backup === 'latest' || narrowedByUser || filter === undefined) throw err;
+    const everything = await readCatalog(context);
+    const filesets = everything.entries.filter((e) => e.id === backup && e.meta.kind === 'files');
+    // Nothing else has the id either: the error names the database that was searched first.
+    if (filesets.length === 0) throw err;
+    // Several file sets with the id make findBackup report the ambiguity.
+    return { catalog: everything, entry: filesets.length === 1 ? filesets[0]! : findBackup(everything, backup) };
+  }
 }
 
 async function checksumVerify(context: PlanContext, entry: CatalogEntry, signal: AbortSignal, json: boolean, missing: string[]): Promise<VerificationRecord> {

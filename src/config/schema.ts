@@ -68,7 +68,8 @@ export const objectivesSchema = z.strictObject({
 
 export const filesetSchema = z.strictObject({
   name,
-  paths: z.array(z.string().min(1)).min(1),
+  /** Absolute, because the archive stores each entry under its absolute path. */
+  paths: z.array(z.string().regex(/^\//, 'an absolute path such as /srv/shop/uploads')).min(1),
   exclude: z.array(z.string()).optional(),
 });
 

@@ -1,9 +1,13 @@
 /**
- * Per-database locks stored in the repositories themselves, so that runs on
- * different machines sharing a repository exclude each other: two backups of
- * one database never run at once, and prune never deletes under a backup.
+ * Per-database and per-file-set locks stored in the repositories themselves,
+ * so that runs on different machines sharing a repository exclude each other:
+ * two backups of one database (or file set) never run at once, and prune never
+ * deletes under a backup.
  *
- *   locks/<database>.json   { token, host, pid, purpose, startedAt, expiresAt }
+ *   locks/<database>.json          { token, host, pid, purpose, database, startedAt, expiresAt }
+ *   locks/files/<fileset>.json     the same for a file set, with `fileset` in place of `database`
+ *
+ * Database names cannot contain "/", so the two name spaces never meet.
  *
  * A holder renews `expiresAt` while it runs. A lock whose `expiresAt` has
  * passed, or whose holder was a process on this host that no longer exists,
@@ -22,7 +26,8 @@ export interface LockInfo {
   host: string;
   pid: number;
   purpose: string;
-  database: string;
+  database?: string;
+  fileset?: string;
   startedAt: string;
   expiresAt: string;
 }
@@ -51,32 +56,55 @@ export function lockKey(database: string): string {
   return `locks/${database}.json`;
 }
 
+/** Returns the key of a file set's lock. */
+export function filesetLockKey(fileset: string): string {
+  return `locks/files/${fileset}.json`;
+}
+
+/** The subject of a lock: its key, a label for messages, and the field that names it in the lock file. */
+interface LockTarget {
+  key: string;
+  kind: 'database' | 'file set';
+  /** Such as `database app` or `file set uploads`. */
+  label: string;
+  owner: { database: string } | { fileset: string };
+}
+
 /** Takes the database's lock on every storage, waiting up to `timeoutMs` for a busy one. */
 export async function acquireDatabaseLock(storages: Storage[], database: string, options: LockOptions): Promise<HeldLock> {
+  return acquireLock(storages, { key: lockKey(database), kind: 'database', label: `database ${database}`, owner: { database } }, options);
+}
+
+/** Takes a file set's lock on every storage, so two backups of one file set never run at once and prune waits for them. */
+export async function acquireFilesetLock(storages: Storage[], fileset: string, options: LockOptions): Promise<HeldLock> {
+  return acquireLock(storages, { key: filesetLockKey(fileset), kind: 'file set', label: `file set ${fileset}`, owner: { fileset } }, options);
+}
+
+async function acquireLock(storages: Storage[], target: LockTarget, options: LockOptions): Promise<HeldLock> {
   const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
   const deadline = Date.now() + options.timeoutMs;
   let loggedAt = 0;
   for (;;) {
-    const attempt = await tryAcquireAll(storages, database, options, ttlMs);
+    const attempt = await tryAcquireAll(storages, target, options, ttlMs);
     if ('held' in attempt) return attempt.held;
-    if (options.signal?.aborted) throw new AbortedError('interrupted while waiting for the database lock', { code: 'lock.aborted' });
-    if (Date.now() + POLL_MS > deadline) throw lockedError(database, attempt.holder, options.timeoutMs);
+    if (options.signal?.aborted) throw new AbortedError(`interrupted while waiting for the ${target.kind} lock`, { code: 'lock.aborted' });
+    if (Date.now() + POLL_MS > deadline) throw lockedError(target, attempt.holder, options.timeoutMs);
     if (Date.now() - loggedAt >= WAIT_LOG_MS) {
-      options.log.info({ holder: describeHolder(attempt.holder) }, 'waiting for the database lock');
+      options.log.info({ holder: describeHolder(attempt.holder) }, `waiting for the ${target.kind} lock`);
       loggedAt = Date.now();
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
-async function tryAcquireAll(storages: Storage[], database: string, options: LockOptions, ttlMs: number): Promise<{ held: HeldLock } | { holder: LockInfo }> {
+async function tryAcquireAll(storages: Storage[], target: LockTarget, options: LockOptions, ttlMs: number): Promise<{ held: HeldLock } | { holder: LockInfo }> {
   const now = Date.now();
   const info: LockInfo = {
     token: randomUUID(),
     host: hostname(),
     pid: process.pid,
     purpose: options.purpose,
-    database,
+    ...target.owner,
     startedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + ttlMs).toISOString(),
   };
@@ -84,23 +112,22 @@ async function tryAcquireAll(storages: Storage[], database: string, options: Loc
   for (const storage of storages) {
     let holder: LockInfo | undefined;
     try {
-      holder = await tryAcquire(storage, info, options.log);
+      holder = await tryAcquire(storage, target.key, info, options.log);
     } catch (err) {
-      await Promise.all(acquired.map((s) => releaseOn(s, info)));
+      await Promise.all(acquired.map((s) => releaseOn(s, target.key, info)));
       throw err;
     }
     if (holder) {
-      await Promise.all(acquired.map((s) => releaseOn(s, info)));
+      await Promise.all(acquired.map((s) => releaseOn(s, target.key, info)));
       return { holder };
     }
     acquired.push(storage);
   }
-  return { held: startRenewal(storages, info, ttlMs, options.log) };
+  return { held: startRenewal(storages, target, info, ttlMs, options.log) };
 }
 
 /** Returns undefined when the lock was taken, or the current holder. */
-async function tryAcquire(storage: Storage, info: LockInfo, log: Logger): Promise<LockInfo | undefined> {
-  const key = lockKey(info.database);
+async function tryAcquire(storage: Storage, key: string, info: LockInfo, log: Logger): Promise<LockInfo | undefined> {
   const existing = await readLock(storage, key);
   if (existing && !isStale(existing)) return existing;
   if (existing) {
@@ -126,7 +153,7 @@ async function readLock(storage: Storage, key: string): Promise<LockInfo | undef
     if (err instanceof NotFoundError) return undefined;
     if (err instanceof SyntaxError) {
       // A half-written or damaged lock cannot name a live holder; it expires like a crashed one.
-      return { token: '', host: 'unknown', pid: 0, purpose: 'unknown', database: '', startedAt: '', expiresAt: new Date(0).toISOString() };
+      return { token: '', host: 'unknown', pid: 0, purpose: 'unknown', startedAt: '', expiresAt: new Date(0).toISOString() };
     }
     throw err;
   }
@@ -156,7 +183,7 @@ function isZombie(pid: number): boolean {
   }
 }
 
-function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: Logger): HeldLock {
+function startRenewal(storages: Storage[], target: LockTarget, info: LockInfo, ttlMs: number, log: Logger): HeldLock {
   let renewal: Promise<unknown> = Promise.resolve();
   const renew = async () => {
     info.expiresAt = new Date(Date.now() + ttlMs).toISOString();
@@ -165,16 +192,16 @@ function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: L
       // Renewing a lock that another run has taken over would take it back from under that run.
       let current: LockInfo | undefined;
       try {
-        current = await readLock(storage, lockKey(info.database));
+        current = await readLock(storage, target.key);
       } catch (err) {
-        log.warn({ err, repository: storage.name }, 'could not read the database lock to renew it');
+        log.warn({ err, repository: storage.name }, `could not read the lock of ${target.label} to renew it`);
         continue;
       }
       if (current?.token !== info.token) {
-        log.error({ repository: storage.name }, 'the database lock was taken over by another run; this run will not commit');
+        log.error({ repository: storage.name }, `the lock of ${target.label} was taken over by another run; this run will not commit`);
         continue;
       }
-      await storage.put(lockKey(info.database), body).catch((err) => log.warn({ err, repository: storage.name }, 'could not renew the database lock'));
+      await storage.put(target.key, body).catch((err) => log.warn({ err, repository: storage.name }, `could not renew the lock of ${target.label}`));
     }
   };
   const timer = setInterval(() => {
@@ -184,12 +211,12 @@ function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: L
   return {
     async assertHeld() {
       for (const storage of storages) {
-        const current = await readLock(storage, lockKey(info.database));
+        const current = await readLock(storage, target.key);
         if (current?.token === info.token) continue;
-        throw new LockedError(`the lock of database ${info.database} in repository ${storage.name} was taken over${current ? ` by a ${describeHolder(current)}` : ''}`, {
+        throw new LockedError(`the lock of ${target.label} in repository ${storage.name} was taken over${current ? ` by a ${describeHolder(current)}` : ''}`, {
           code: 'lock.lost',
-          object: lockKey(info.database),
-          hint: 'Another run thought this one had crashed. Check that no two runs work on the database, then run again.',
+          object: target.key,
+          hint: `Another run thought this one had crashed. Check that no two runs work on the ${target.label}, then run again.`,
         });
       }
     },
@@ -197,14 +224,13 @@ function startRenewal(storages: Storage[], info: LockInfo, ttlMs: number, log: L
       clearInterval(timer);
       // A renewal still in flight would otherwise write the lock back after the delete.
       await renewal;
-      await Promise.all(storages.map((s) => releaseOn(s, info)));
+      await Promise.all(storages.map((s) => releaseOn(s, target.key, info)));
     },
   };
 }
 
 /** Deletes the lock only when it is still ours. */
-async function releaseOn(storage: Storage, info: LockInfo): Promise<void> {
-  const key = lockKey(info.database);
+async function releaseOn(storage: Storage, key: string, info: LockInfo): Promise<void> {
   const current = await readLock(storage, key).catch(() => undefined);
   if (current?.token === info.token) await storage.delete(key).catch(() => undefined);
 }
@@ -213,11 +239,11 @@ function describeHolder(lock: LockInfo): string {
   return `${lock.purpose} on host ${lock.host} (pid ${lock.pid}) started ${lock.startedAt}`;
 }
 
-function lockedError(database: string, holder: LockInfo, timeoutMs: number): LockedError {
+function lockedError(target: LockTarget, holder: LockInfo, timeoutMs: number): LockedError {
   const waited = timeoutMs > 0 ? ` after waiting ${Math.round(timeoutMs / 1000)}s` : '';
-  return new LockedError(`database ${database} is locked by a ${describeHolder(holder)}${waited}`, {
+  return new LockedError(`${target.label} is locked by a ${describeHolder(holder)}${waited}`, {
     code: 'lock.busy',
-    object: lockKey(database),
+    object: target.key,
     hint: `Wait for that run to finish, or set backup.lockTimeout in the plan to wait for it. A lock left by a crashed process expires at ${holder.expiresAt}.`,
   });
 }

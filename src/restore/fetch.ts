@@ -9,7 +9,7 @@ import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { decompress, decompressToFile } from '../backup/compression.js';
 import type { BackupCopy, CatalogEntry } from '../backup/catalog.js';
-import { asLogical, type StoredObject } from '../backup/metadata.js';
+import { asLogical, mainObject, type StoredObject } from '../backup/metadata.js';
 import { AbortedError, IntegrityError, NotFoundError, StorageError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { Meter, pipeInto } from '../util/streams.js';
@@ -28,6 +28,47 @@ export interface FetchedBackup {
 
 /** Fetches and verifies the backup into a new directory under `tempRoot`. */
 export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: Logger, signal?: AbortSignal): Promise<FetchedBackup> {
+  return fetchFromFirstGoodCopy(entry, tempRoot, log, signal, async (copy, dir) => {
+    const meta = asLogical(copy.meta);
+    const archive = path.join(dir, 'archive.dump');
+    await downloadChecked(copy, meta.dump, archive, signal);
+    const globalsSql = meta.globals ? await readGlobals(copy, meta.globals, signal) : undefined;
+    return { archive, globalsSql };
+  });
+}
+
+export interface FetchedArchive {
+  /** The decompressed main object: a tar archive for physical and file-set backups. */
+  file: string;
+  copy: BackupCopy;
+  /** Copies tried first and rejected, with the reason. */
+  rejected: string[];
+  /** Removes the temporary directory. */
+  dispose(): Promise<void>;
+}
+
+/** Fetches the backup's main object, decompressed, from the first copy whose size and SHA-256 match. */
+export async function fetchMainObject(entry: CatalogEntry, tempRoot: string, log: Logger, signal?: AbortSignal): Promise<FetchedArchive> {
+  const fetched = await fetchFromFirstGoodCopy(entry, tempRoot, log, signal, async (copy, dir) => {
+    const file = path.join(dir, 'archive');
+    await downloadChecked(copy, mainObject(copy.meta), file, signal);
+    return { file };
+  });
+  return { file: fetched.file, copy: fetched.copy, rejected: fetched.rejected, dispose: fetched.dispose };
+}
+
+/**
+ * Tries each copy in plan order with `fetchCopy` into a new temporary
+ * directory, and returns the first that succeeds. A missing or corrupted copy
+ * is logged and the next one tried.
+ */
+async function fetchFromFirstGoodCopy<T extends object>(
+  entry: CatalogEntry,
+  tempRoot: string,
+  log: Logger,
+  signal: AbortSignal | undefined,
+  fetchCopy: (copy: BackupCopy, dir: string) => Promise<T>,
+): Promise<T & { copy: BackupCopy; rejected: string[]; dispose(): Promise<void> }> {
   const dir = await mkdtemp(path.join(tempRoot, 'drplan-restore-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   const failures: string[] = [];
@@ -35,12 +76,10 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
   for (const copy of entry.copies) {
     const repoLog = log.child({ repository: copy.storage.name });
     try {
-      const archive = path.join(dir, 'archive.dump');
-      await downloadChecked(copy, archive, signal);
-      const meta = asLogical(copy.meta);
-      const globalsSql = meta.globals ? await readGlobals(copy, meta.globals, signal) : undefined;
-      repoLog.info({ key: meta.dump.key, bytes: meta.dump.bytes }, 'backup copy verified');
-      return { archive, globalsSql, copy, rejected: failures, dispose };
+      const fetched = await fetchCopy(copy, dir);
+      const main = mainObject(copy.meta);
+      repoLog.info({ key: main.key, bytes: main.bytes }, 'backup copy verified');
+      return { ...fetched, copy, rejected: failures, dispose };
     } catch (err) {
       if (signal?.aborted) {
         await dispose();
@@ -59,24 +98,23 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
   throw new StorageError(message, { code: 'restore.unreadable', object: entry.id, hint: 'No copy could be read; check that the repositories are reachable, then run the restore again.' });
 }
 
-async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSignal): Promise<void> {
+async function downloadChecked(copy: BackupCopy, object: StoredObject, file: string, signal?: AbortSignal): Promise<void> {
   const { storage } = copy;
-  const meta = asLogical(copy.meta);
   const meter = new Meter({ sha256: true });
-  const source = await storage.get(meta.dump.key, { signal });
+  const source = await storage.get(object.key, { signal });
   let readError: Error | undefined;
   source.once('error', (err: Error) => {
     readError = err;
   });
   let decompressError: unknown;
-  await decompressToFile(pipeInto(source, meter), meta.compression.algorithm, file, signal).catch((err) => {
+  await decompressToFile(pipeInto(source, meter), copy.meta.compression.algorithm, file, signal).catch((err) => {
     decompressError = err;
     // A decompressor that stopped early leaves the download open; close it.
     source.destroy();
   });
   if (signal?.aborted) throw new AbortedError('interrupted', { code: 'restore.aborted' });
-  if (readError) throw new StorageError(`repository ${storage.name}: reading ${meta.dump.key} failed: ${readError.message}`, { code: 'restore.read', object: meta.dump.key, cause: readError });
-  checkDigest(copy, meta.dump.key, meter.bytes, meter.digest(), meta.dump.bytes, meta.dump.sha256, decompressError);
+  if (readError) throw new StorageError(`repository ${storage.name}: reading ${object.key} failed: ${readError.message}`, { code: 'restore.read', object: object.key, cause: readError });
+  checkDigest(copy, object.key, meter.bytes, meter.digest(), object.bytes, object.sha256, decompressError);
 }
 
 async function readGlobals(copy: BackupCopy, globals: StoredObject, signal?: AbortSignal): Promise<string> {

@@ -7,14 +7,17 @@ import { isGood, readCatalog } from '../backup/catalog.js';
 import { storedObjects } from '../backup/metadata.js';
 import type { RetentionConfig, RetentionRules } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { acquireDatabaseLock } from '../lock/database-lock.js';
+import { acquireDatabaseLock, acquireFilesetLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { keyStamp, parseDuration } from '../util/duration.js';
+import { FILES_AREA } from '../backup/layout.js';
 import { decideRetention, type RetentionDecision } from './policy.js';
 
 export interface PruneDecision extends RetentionDecision {
   class: 'scheduled' | 'manual' | 'pre_restore';
+  /** Set for a file-set backup; `database` then contains the file set's name. */
+  fileset?: true;
 }
 
 export interface RepositoryPrune {
@@ -68,21 +71,23 @@ function planRepository(
 ): RepositoryPrune {
   const decisions: PruneDecision[] = [];
   const byGroup = new Map<string, { entry: CatalogEntry; copy: BackupCopy }[]>();
+  // Each database and each file set is decided on its own, even when a file set has a database's name.
   for (const item of copies) {
-    const group = `${item.entry.database}\u0000${item.entry.meta.origin}`;
+    const group = `${subjectOfEntry(item.entry)}\u0000${item.entry.meta.origin}`;
     byGroup.set(group, [...(byGroup.get(group) ?? []), item]);
   }
   for (const items of byGroup.values()) {
     const origin = items[0]!.entry.meta.origin;
+    const fileset = items[0]!.entry.meta.kind === 'files' ? { fileset: true as const } : {};
     const rules = rulesFor(context, retention, origin);
     const candidates = items.map(({ entry }) => ({ id: entry.id, database: entry.database, time: new Date(entry.meta.startedAt), good: isGood(entry) }));
-    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin })));
+    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin, ...fileset })));
   }
   // Each class is decided on its own, so a warning that no good backup remains
   // is false while another class still keeps a good backup of that database.
-  const keepsGood = new Set(decisions.filter((d) => !d.delete && d.rule !== 'bad, newest').map((d) => d.database));
+  const keepsGood = new Set(decisions.filter((d) => !d.delete && d.rule !== 'bad, newest').map(subjectOfDecision));
   for (const decision of decisions) {
-    if (decision.warning !== undefined && keepsGood.has(decision.database)) delete decision.warning;
+    if (decision.warning !== undefined && keepsGood.has(subjectOfDecision(decision))) delete decision.warning;
   }
   const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
   const partials = findPartials(objects, graceCutoff(retention, now)).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
@@ -118,7 +123,7 @@ function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, 
   return rules;
 }
 
-const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
+const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.tar(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
 
 /** Objects of a backup whose metadata is missing, last modified before `before`. */
 export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[] {
@@ -128,21 +133,21 @@ export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[
 
 async function applyRepository(context: PlanContext, storage: Storage, result: RepositoryPrune, copies: { entry: CatalogEntry; copy: BackupCopy }[], signal?: AbortSignal): Promise<void> {
   const log = context.log.child({ component: 'prune', repository: storage.name });
-  const databases = new Set([
-    ...result.decisions.filter((d) => d.delete).map((d) => d.database),
-    ...result.partials.map((p) => databaseOfKey(p.key)),
-    ...result.incomplete.map((w) => databaseOfKey(w.key)),
+  const subjects = new Set([
+    ...result.decisions.filter((d) => d.delete).map(subjectOfDecision),
+    ...result.partials.map((p) => subjectOfKey(p.key)),
+    ...result.incomplete.map((w) => subjectOfKey(w.key)),
   ]);
-  // Everything is deleted under the database's lock, so no backup of it runs meanwhile.
-  for (const database of databases) {
-    const lock = await acquireDatabaseLock([storage], database, { purpose: 'prune', timeoutMs: parseDuration(context.plan.backup.lockTimeout), log, signal });
+  // Everything is deleted under the database's (or file set's) lock, so no backup of it runs meanwhile.
+  for (const subject of subjects) {
+    const lock = await lockSubject(context, storage, subject, log, signal);
     try {
-      for (const decision of result.decisions.filter((d) => d.delete && d.database === database)) {
-        const { copy } = copies.find((c) => c.entry.id === decision.id && c.entry.database === database)!;
+      for (const decision of result.decisions.filter((d) => d.delete && subjectOfDecision(d) === subject)) {
+        const { copy } = copies.find((c) => c.entry.id === decision.id && subjectOfEntry(c.entry) === subject)!;
         await deleteCopy(storage, copy);
-        log.info({ backupId: decision.id, database, rule: decision.rule }, 'backup deleted');
+        log.info({ backupId: decision.id, database: decision.database, fileset: decision.fileset, rule: decision.rule }, 'backup deleted');
       }
-      await removeLeftovers(storage, result, database, log);
+      await removeLeftovers(storage, result, subject, log);
     } finally {
       await lock.release();
     }
@@ -150,19 +155,37 @@ async function applyRepository(context: PlanContext, storage: Storage, result: R
   await recordPrune(storage, result);
 }
 
-/** Returns the database of a key in the backup areas (`<area>/<database>/...`). */
-function databaseOfKey(key: string): string {
-  return key.split('/')[1] ?? '';
+/**
+ * Subjects name what a lock protects: a database name, or `files/<fileset>`
+ * for a file set (database names hold no "/", so the two never clash).
+ */
+function subjectOfKey(key: string): string {
+  const [area, name = ''] = key.split('/');
+  return area === FILES_AREA ? `${FILES_AREA}/${name}` : name;
 }
 
-async function removeLeftovers(storage: Storage, result: RepositoryPrune, database: string, log: Logger): Promise<void> {
-  for (const partial of result.partials.filter((p) => databaseOfKey(p.key) === database)) {
+function subjectOfEntry(entry: CatalogEntry): string {
+  return entry.meta.kind === 'files' ? `${FILES_AREA}/${entry.database}` : entry.database;
+}
+
+function subjectOfDecision(decision: PruneDecision): string {
+  return decision.fileset ? `${FILES_AREA}/${decision.database}` : decision.database;
+}
+
+function lockSubject(context: PlanContext, storage: Storage, subject: string, log: Logger, signal?: AbortSignal) {
+  const options = { purpose: 'prune' as const, timeoutMs: parseDuration(context.plan.backup.lockTimeout), log, signal };
+  const prefix = `${FILES_AREA}/`;
+  return subject.startsWith(prefix) ? acquireFilesetLock([storage], subject.slice(prefix.length), options) : acquireDatabaseLock([storage], subject, options);
+}
+
+async function removeLeftovers(storage: Storage, result: RepositoryPrune, subject: string, log: Logger): Promise<void> {
+  for (const partial of result.partials.filter((p) => subjectOfKey(p.key) === subject)) {
     // A backup that was running while prune listed the repository may have committed since.
     if (await storage.stat(partial.key.replace(BACKUP_SUFFIX, '.meta.json'))) continue;
     await storage.delete(partial.key);
     log.info({ key: partial.key, bytes: partial.size }, 'partial object deleted');
   }
-  for (const write of result.incomplete.filter((w) => databaseOfKey(w.key) === database)) {
+  for (const write of result.incomplete.filter((w) => subjectOfKey(w.key) === subject)) {
     await storage.abortIncomplete({ key: write.key, started: new Date(write.started), uploadId: write.uploadId });
     log.info({ key: write.key }, 'incomplete write removed');
   }

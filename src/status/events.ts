@@ -3,6 +3,7 @@
  * fails, so that `drplan status` on any machine can show the last failure.
  *
  *   events/<database>/<YYYYMMDDTHHMMSSmmmZ>.json
+ *   events/files/<fileset>/<YYYYMMDDTHHMMSSmmmZ>.json   for a file set
  */
 import { text } from 'node:stream/consumers';
 import type { Logger } from '../logging.js';
@@ -11,7 +12,10 @@ import { keyStamp } from '../util/duration.js';
 
 export interface FailureEvent {
   kind: 'backup' | 'verify';
+  /** The database, or for a file-set backup the file set's name. */
   database: string;
+  /** Set for a file-set backup, whose events live apart from any database of the same name. */
+  fileset?: boolean;
   backupId?: string;
   at: string;
   message: string;
@@ -19,7 +23,8 @@ export interface FailureEvent {
 
 /** Writes the event to every storage that accepts it; failures are logged, not thrown. */
 export async function recordFailure(storages: Storage[], event: FailureEvent, log: Logger): Promise<void> {
-  const key = `events/${event.database}/${keyStamp(new Date(event.at))}.json`;
+  const subject = event.fileset ? `files/${event.database}` : event.database;
+  const key = `events/${subject}/${keyStamp(new Date(event.at))}.json`;
   const body = Buffer.from(`${JSON.stringify(event, null, 2)}\n`);
   await Promise.all(storages.map((s) => s.put(key, body).catch((err) => log.debug({ err, repository: s.name }, 'could not record the failure event'))));
 }
@@ -29,7 +34,10 @@ export async function lastFailureEvent(storages: Storage[], database: string): P
   let newest: { key: string; storage: Storage } | undefined;
   for (const storage of storages) {
     try {
-      for await (const object of storage.list(`events/${database}/`)) {
+      const prefix = `events/${database}/`;
+      for await (const object of storage.list(prefix)) {
+        // For a database named "files", the prefix also lists the events of every file set.
+        if (object.key.slice(prefix.length).includes('/')) continue;
         if (!newest || object.key > newest.key) newest = { key: object.key, storage };
       }
     } catch {

@@ -54,7 +54,7 @@ export async function buildStatus(context: PlanContext, now: Date = new Date()):
 }
 
 async function databaseStatus(context: PlanContext, catalog: Catalog, database: DatabaseConfig, now: Date): Promise<DatabaseStatus> {
-  const entries = catalog.entries.filter((e) => e.database === database.name);
+  const entries = catalog.entries.filter((e) => e.meta.kind !== 'files' && e.database === database.name);
   const newestGood = entries.find((e) => isGood(e));
   const rpoObjective = objectiveFor(context.plan, database, 'rpo');
   const rpoMeasured = newestGood ? Math.round((now.getTime() - Date.parse(newestGood.meta.startedAt)) / 1000) : null;

@@ -1,9 +1,14 @@
 /**
  * Deep verification: the checksum verification, then a real test restore
  * into a scratch database, a row count comparison for every table, the
- * plan's own checks, and a record of the result on every repository.
+ * plan's own checks, and a record of the result on every repository. A
+ * file-set backup is instead extracted into a temporary directory and its
+ * entries, files and bytes compared with the metadata.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type pg from 'pg';
 import type { CatalogEntry } from '../backup/catalog.js';
 import { asLogical } from '../backup/metadata.js';
@@ -12,6 +17,7 @@ import type { PlanContext } from '../context.js';
 import { AbortedError } from '../errors.js';
 import { connectionTarget, quoteIdent, withClient } from '../postgres/connection.js';
 import { runRestore, type RestorePlan } from '../restore/restore-backup.js';
+import { runFilesRestore } from '../restore/files-restore.js';
 import { openScratchServer } from './scratch.js';
 import { storeVerification, type VerificationRecord } from './records.js';
 import { failuresOf, verifyBackup } from './verify-backup.js';
@@ -38,7 +44,7 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
     checks: [],
   };
 
-  if (checksum.copies.some((c) => c.ok)) await testRestore(context, entry, record, signal);
+  if (checksum.copies.some((c) => c.ok)) await (entry.meta.kind === 'files' ? testExtract(context, entry, record, signal) : testRestore(context, entry, record, signal));
   else failures.push(`backup ${entry.id}: no copy passed the checksum verification, so no test restore was run`);
 
   record.ok = failures.length === 0;
@@ -79,6 +85,21 @@ async function testRestore(context: PlanContext, entry: CatalogEntry, record: Ve
   } finally {
     await dropScratchDatabase(scratch.url, databaseName).catch((err) => context.log.warn({ err, database: databaseName }, 'could not drop the scratch database'));
     await scratch.dispose();
+  }
+}
+
+/** Extracts a file-set backup into a temporary directory and compares entries, files and bytes with the metadata. */
+async function testExtract(context: PlanContext, entry: CatalogEntry, record: VerificationRecord, signal: AbortSignal): Promise<void> {
+  const dir = await mkdtemp(path.join(context.plan.backup.tempDir ?? os.tmpdir(), 'drplan-verify-'));
+  record.target = 'a temporary directory';
+  try {
+    const restored = await runFilesRestore(context, { backup: entry.id, fileset: entry.database, to: dir, force: false, signal });
+    record.restoreMs = restored.durationMs;
+    record.checks.push({ name: 'extract', ok: true, detail: `${restored.fileCount} files, ${restored.fileBytes} bytes extracted, as the metadata records` });
+  } catch (err) {
+    record.failures.push(`test extraction failed: ${(err as Error).message}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
