@@ -23,7 +23,7 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import type { Pack } from 'tar-stream';
-import { AbortedError, ConfigError, IntegrityError, StorageError } from '../errors.js';
+import { AbortedError, ConfigError, DrplanError, IntegrityError, StorageError } from '../errors.js';
 import type { Logger } from '../logging.js';
 
 export interface FilesetSource {
@@ -184,7 +184,9 @@ class Walker {
       const before = await handle.stat();
       if (!before.isFile()) throw changedError(absolute, 'it is no longer a regular file');
       const done = this.openEntry({ name, type: 'file', size: before.size, ...ownership(before) });
-      await copyContent(handle, done.sink, before.size, absolute, this.signal);
+      await copyContent(handle, done.sink, before.size, absolute, this.signal).catch((err: unknown) => {
+        throw err instanceof DrplanError ? err : readError(absolute, err);
+      });
       const after = await handle.stat();
       if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
         throw changedError(absolute, `size ${before.size} -> ${after.size} bytes, modified ${before.mtime.toISOString()} -> ${after.mtime.toISOString()}`);

@@ -57,7 +57,7 @@ function printTable(rows: BackupRow[]): void {
     process.stdout.write('no backups\n');
     return;
   }
-  // DATABASE contains the file set's name for a file-set backup, and KIND tells them apart.
+  // For a file-set backup DATABASE contains the file set's name, and KIND distinguishes the two.
   const lines = [['ID', 'KIND', 'DATABASE', 'FINISHED (UTC)', 'SIZE', 'REPOSITORIES', 'LAST VERIFICATION', 'FLAGS']];
   for (const row of rows) {
     const flags = row.flags.map((f) => f.code).join(',');

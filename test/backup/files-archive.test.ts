@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { pack as createPack } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { entryName, excludeMatcher, packFileset } from '../../src/backup/files-archive.js';
@@ -78,6 +79,31 @@ describe('packFileset', () => {
     expect(error).toBeInstanceOf(IntegrityError);
     expect((error as IntegrityError).code).toBe('files.changed');
     expect((error as IntegrityError).message).toContain(`file ${file} changed while it was archived`);
+  });
+
+  it('skips a file removed during the walk', async () => {
+    await writeFile(path.join(dir, 'a-large.bin'), randomBytes(8 * 1024 * 1024));
+    await writeFile(path.join(dir, 'b-removed.txt'), 'gone soon');
+    const warnings: { path: string; msg: string }[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { path: string; msg: string }) });
+    const pack = createPack();
+    let removed = false;
+    let received = 0;
+    const consumed = (async () => {
+      for await (const chunk of pack) {
+        received += (chunk as Buffer).length;
+        // The directory was listed before the large file; the small one goes while the large one is read.
+        if (removed || received < 2 * 1024 * 1024) continue;
+        removed = true;
+        await unlink(path.join(dir, 'b-removed.txt'));
+      }
+    })();
+    const summary = await packFileset({ name: 'x', paths: [dir] }, pack, log, new AbortController().signal);
+    await consumed;
+    expect(removed).toBe(true);
+    expect(summary.entries).toEqual([`${dir.slice(1)}/`, `${dir.slice(1)}/a-large.bin`]);
+    expect(summary.fileCount).toBe(1);
+    expect(warnings.map((w) => [w.path, w.msg])).toEqual([[path.join(dir, 'b-removed.txt'), 'skipped: removed while the backup ran']]);
   });
 
   it('counts files and lists entries in order', async () => {

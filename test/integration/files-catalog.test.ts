@@ -3,7 +3,7 @@
  * fabricated database backups of a database with the same name, so that a
  * filter that mixed the two would show. No PostgreSQL is needed.
  */
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,26 @@ describe('file sets in catalog, list and prune', () => {
     const table = await runCli(['--config', planFile, 'list']);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+KIND\s+DATABASE\s+FINISHED/);
     expect(table.stdout).toMatch(new RegExp(`${fileIds[1]}\\s+files\\s+app\\s`));
+  });
+
+  it('restore --to rejects a database backup', async () => {
+    const target = path.join(sourceDir, 'never-created');
+    const result = await runCli(['--config', planFile, 'restore', 'backup_20261202_020000', '--to', target]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('backup backup_20261202_020000 is a logical backup of database app; --to restores file-set backups only');
+    expect(result.stderr).toContain('--target-database');
+
+    const latest = await runCli(['--config', planFile, 'restore', 'latest', '--to', target]);
+    expect(latest.code).toBe(2);
+    expect(latest.stderr).toContain('"latest" needs the file set: pass --files NAME');
+  });
+
+  it('restore latest of a file set', async () => {
+    const target = path.join(sourceDir, 'restored');
+    const result = await runCli(['--config', planFile, 'restore', 'latest', '--files', 'app', '--to', target]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`restored ${fileIds[1]} from repository local into ${target}: 1 files`);
+    expect(await readFile(path.join(target, sourceDir, 'site', 'index.html'), 'utf8')).toBe('<h1>shop</h1>\n');
   });
 
   it('prune applies retention per file set', async () => {
