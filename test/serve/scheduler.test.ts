@@ -128,8 +128,12 @@ describe('job runner', () => {
     const context: PlanContext = { plan: plan(jobs), storages: [], log: silentLogger };
     const releases: (() => void)[] = [];
     const failures = new Set<string>();
-    const blocking: JobHandler = (job) =>
-      new Promise((resolve, reject) => releases.push(() => (failures.has(job.name) ? reject(new Error(`${job.name} broke`)) : resolve({ summary: 'done' }))));
+    // Each run waits for the test to release it, or for its abort signal.
+    const blocking: JobHandler = (job, env) =>
+      new Promise((resolve, reject) => {
+        releases.push(() => (failures.has(job.name) ? reject(new Error(`${job.name} broke`)) : resolve({ summary: 'done' })));
+        env.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      });
     const handlers = { ...jobHandlers, backup: blocking, verify: blocking, prune: blocking };
     const state = new JobState(await mkdtemp(path.join(tmpdir(), 'drplan-state-')), silentLogger);
     const metrics = new ServeMetrics();
@@ -222,6 +226,32 @@ describe('job runner', () => {
     const runs = await metrics.registry.getSingleMetricAsString('drplan_job_runs_total');
     expect(runs).toContain('drplan_job_runs_total{job="app-backup",result="failed"} 2');
     expect(runs).toContain('drplan_job_runs_total{job="app-backup",result="succeeded"} 1');
+  });
+
+  it('shutdown waits, then aborts', async () => {
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { runner, releases } = await setup(
+      [
+        { name: 'app-backup', type: 'backup', database: 'app', cron: '0 2 * * *' },
+        { name: 'billing-backup', type: 'backup', database: 'billing', cron: '0 2 * * *' },
+      ],
+      clock,
+    );
+    const quick = runner.start('billing-backup', 'api');
+    const slow = runner.start('app-backup', 'api');
+    if (!quick.started || !slow.started) throw new Error('both runs must start');
+    const stopping = runner.shutdown(60_000);
+    expect(runner.start('billing-backup', 'api')).toEqual({ started: false, reason: 'shutting down' });
+
+    // The first run finishes within the timeout; the second ignores everything but its abort signal.
+    releases[0]!();
+    expect((await quick.done).run.result).toBe('succeeded');
+    expect(runner.running().map((r) => r.job)).toEqual(['app-backup']);
+    clock.advanceTo('2026-12-04T00:01:00Z');
+    expect(await stopping).toBe(1);
+    const slowEnd = await slow.done;
+    expect(slowEnd.run.result).toBe('aborted');
+    expect(slowEnd.run.exitCode).toBe(130);
   });
 
   it('unavailable types fail clearly', async () => {
