@@ -61,6 +61,13 @@ jobs:
   - { name: monthly-full-restore, type: verify, database: shop, deep: true, cron: "0 6 1 * *" }
   - { name: daily-prune, type: prune, cron: "0 7 * * *" }
 
+# \`drplan serve\` runs the jobs above and serves /health, /ready, /metrics and /api.
+server:
+  listen: 127.0.0.1:9187
+  # token: \${DRPLAN_API_TOKEN}   # required as "Authorization: Bearer ..." on /api and /metrics when set
+  catchUp: true          # run a job once at start when the daemon missed its last run
+  shutdownTimeout: 5m    # on SIGTERM, wait this long for running jobs before aborting them
+
 # Deep verification restores into a scratch database and runs these checks.
 verify:
   checks:
