@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../src/postgres/cluster.js';
 import { repoRoot, runCli } from '../helpers/cli.js';
-import { writeObject } from '../helpers/fake-repository.js';
+import { writeFakePhysicalBackup, writeObject } from '../helpers/fake-repository.js';
 import { query } from '../helpers/pg.js';
 import { fileRepository, s3Env, s3Repository, writePlan, type TestRepository } from '../helpers/plan.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3.js';
@@ -199,8 +199,7 @@ describe('wal archiving', () => {
   it('status names a deleted middle segment', async () => {
     const [first, middle, last] = archived;
     // A physical base backup's metadata, written directly: its first segment is the first one archived here.
-    const meta = physicalMetadata('base1', first!.name);
-    await writeObject(repo.dir, 'backups/main/base1.meta.json', `${JSON.stringify(meta, null, 2)}\n`);
+    await writeFakePhysicalBackup(repo.dir, { id: 'base1', database: 'main', startedAt: new Date(Date.now() - 60_000), firstSegment: first!.name });
 
     const before = await runCli(['--config', planFile, 'wal', 'status', '--database', 'main', '--json']);
     expect(before.code, before.stderr).toBe(0);
@@ -227,30 +226,4 @@ async function dataDirLike(work: string): Promise<string> {
   const dir = path.join(work, 'data');
   await mkdir(path.join(dir, 'pg_wal'), { recursive: true });
   return dir;
-}
-
-function physicalMetadata(id: string, firstSegment: string) {
-  const object = (key: string) => ({ key, bytes: 1, sha256: '0'.repeat(64) });
-  return {
-    formatVersion: 1,
-    id,
-    database: 'main',
-    kind: 'physical',
-    origin: 'scheduled',
-    startedAt: new Date(Date.now() - 60_000).toISOString(),
-    finishedAt: new Date().toISOString(),
-    durationMs: 60_000,
-    server: { version: '15.0', major: 15 },
-    tool: { program: 'pg_basebackup', version: '15.0' },
-    drplanVersion: '0.1.0',
-    format: 'tar',
-    compression: { algorithm: 'zstd', level: 3 },
-    rawBytes: 1,
-    storedBytes: 1,
-    sha256: '0'.repeat(64),
-    archive: object(`backups/main/${id}.tar.zst`),
-    manifest: object(`backups/main/${id}.manifest.zst`),
-    repositories: ['local'],
-    wal: { systemIdentifier: '1', timeline: 1, startLsn: '0/0', stopLsn: '0/0', firstSegment, lastSegment: firstSegment, walSegmentSize: 16 * 1024 * 1024 },
-  };
 }
