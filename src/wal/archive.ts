@@ -44,7 +44,7 @@ export function checksumKey(storedKey: string): string {
 
 /**
  * Compresses `bytes` and stores them as `fileName` on every repository of the
- * plan. Resolves only when every repository holds the file durably; rejects
+ * plan. Resolves only when every repository has stored the file durably; rejects
  * with the first failure otherwise (an IntegrityError when a repository
  * already holds different content under that name).
  */

@@ -9,7 +9,7 @@ import { assertWalFileName } from './layout.js';
 /**
  * Reads the WAL file at `file`. PostgreSQL passes %p relative to the data
  * directory and runs archive_command there, so a relative path resolves
- * against the working directory; the stored name is the last path part.
+ * against the working directory. The stored name is the last path part.
  */
 export async function readWalFile(file: string): Promise<{ fileName: string; bytes: Buffer }> {
   const fileName = path.basename(file);

@@ -7,7 +7,7 @@
  * Spool layout, per database: `<spoolDir>/<database>/<arrival stamp>-<WAL
  * file name>` for queued files, `uploader.pid` for the running uploader and
  * `uploader.log` for its output. A file leaves the spool only after every
- * repository holds it, so a crash or restart loses nothing: the next push
+ * repository has stored it, so a crash or restart loses nothing: the next push
  * starts a new uploader, which resumes with the oldest queued file.
  *
  * When the queue is full, push fails. PostgreSQL then keeps the segment in
@@ -48,7 +48,7 @@ export function spoolDirectory(context: PlanContext, database: string): string {
 
 /**
  * Queues one WAL file for upload and makes sure an uploader runs. Rejects
- * when the queue already holds `wal.maxQueue` files, and when a different
+ * when the queue already contains `wal.maxQueue` files, and when a different
  * file of the same name is queued.
  */
 export async function spoolWalFile(context: PlanContext, database: string, fileName: string, bytes: Buffer, uploader: UploaderCommand): Promise<'queued' | 'already queued'> {

@@ -147,7 +147,7 @@ describe('wal archiving', () => {
     const onlyDamaged = await writePlan({ databases: [{ name: 'main', url: 'postgres://x@127.0.0.1:1/x' }], repositories: [second] });
     const failed = await runCli(['--config', onlyDamaged, 'wal', 'fetch', '--database', 'main', name, path.join(work, 'damaged')]);
     expect(failed.code).toBe(4);
-    expect(failed.stderr).toContain(`WAL file ${name} of database main is damaged in every repository that holds it: second`);
+    expect(failed.stderr).toContain(`WAL file ${name} of database main is damaged in every repository that has a copy: second`);
   });
 
   it('unreachable S3 repository exits 3', async () => {
