@@ -15,6 +15,10 @@
  * server's own disk instead of being acknowledged while nothing holds a copy.
  * The alternative, accepting more and more files into the spool, would hide a
  * dead repository until the spool's disk filled.
+ *
+ * NOTE: `wal fetch` reads only the repositories, so a file still queued here
+ * is not found until the uploader has stored it. uploader.log is appended to
+ * and never rotated.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
