@@ -16,7 +16,7 @@ export function registerWal(program: Command): void {
 
   wal
     .command('push')
-    .description('archive one WAL file on every repository (archive_command: drplan wal push --database NAME %p); exits 0 only when all hold it')
+    .description('archive one WAL file on every repository (archive_command: drplan wal push --database NAME %p); exits 0 only when every repository has stored it')
     .requiredOption('--database <name>', 'database of the plan whose server produced the file')
     .option('--drain', 'upload the files queued in the spool directory (asynchronous mode), then exit')
     .argument('[path]', 'the WAL file, relative to the data directory (%p)')
