@@ -131,6 +131,12 @@ async function uploadQueue(context: PlanContext, database: string, dir: string, 
   return uploaded;
 }
 
+/**
+ * Uploads one queued file, retrying until it succeeds. A conflict with an
+ * archived file of the same name (IntegrityError) never resolves by itself,
+ * so the queue stops there: push then reports the full spool, and the error
+ * is in uploader.log.
+ */
 async function uploadWithRetry(context: PlanContext, database: string, dir: string, entry: QueueEntry, log: Logger, signal: AbortSignal): Promise<void> {
   let wait = FIRST_RETRY_MS;
   for (let attempt = 1; !signal.aborted; attempt++) {
