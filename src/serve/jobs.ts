@@ -11,6 +11,7 @@ import type { JobConfig } from '../config/schema.js';
 import { selectDatabase, type PlanContext } from '../context.js';
 import { IntegrityError, UsageError } from '../errors.js';
 import { runPrune } from '../retention/prune.js';
+import { analyzeWal, assertWalHealthy } from '../wal/analyze.js';
 import { checksumVerify } from '../verify/checksum-verify.js';
 import { deepVerify } from '../verify/deep-verify.js';
 import { missingCopies } from '../verify/verify-backup.js';
@@ -38,7 +39,7 @@ export const jobHandlers: Record<JobType, JobHandler> = {
   verify: runVerifyJob,
   prune: runPruneJob,
   files: runFilesJob,
-  'wal-check': unavailable('wal-check', 'WAL archive checks'),
+  'wal-check': runWalCheckJob,
 };
 
 async function runBackupJob(job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
@@ -82,6 +83,28 @@ async function runVerifyJob(job: JobConfig, env: JobEnvironment): Promise<JobOut
   return { summary: `${kind} verification of ${entry.id} passed${restore}`, details };
 }
 
+/**
+ * Checks the database's archived WAL: at least one file archived, every
+ * repository readable, and no gap in the chain of any physical base backup.
+ */
+async function runWalCheckJob(job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
+  const database = jobDatabase(env.context.plan, job)!;
+  const analysis = await analyzeWal(env.context, database);
+  if (analysis.files === 0) {
+    throw new IntegrityError(`database ${database}: no archived WAL found in any repository`, {
+      code: 'wal.empty',
+      object: database,
+      hint: 'Set archive_command to `drplan wal push` (see `drplan wal status`), or remove the wal-check job.',
+    });
+  }
+  assertWalHealthy([analysis]);
+  const newest = analysis.newest!;
+  return {
+    summary: `${analysis.files} archived WAL files, ${analysis.chains.length} base backup chains continuous, newest ${newest.name} (${analysis.rpoSeconds} s old)`,
+    details: { database, files: analysis.files, chains: analysis.chains.length, newest: newest.name, walRpoSeconds: analysis.rpoSeconds ?? -1 },
+  };
+}
+
 async function runPruneJob(_job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
   const report = await runPrune(env.context, { dryRun: false, now: new Date(), signal: env.signal });
   const deleted = report.repositories.reduce((sum, r) => sum + r.decisions.filter((d) => d.delete).length, 0);
@@ -90,12 +113,6 @@ async function runPruneJob(_job: JobConfig, env: JobEnvironment): Promise<JobOut
     for (const warning of repo.warnings) env.context.log.warn({ repository: repo.repository }, warning);
   }
   return { summary: `deleted ${deleted} backups and ${partials} partial objects`, details: { deleted, partials } };
-}
-
-function unavailable(type: JobType, feature: string): JobHandler {
-  return async (job) => {
-    throw unavailableError(job, `type ${type}`, feature);
-  };
 }
 
 function unavailableError(job: JobConfig, subject: string, feature: string): UsageError {

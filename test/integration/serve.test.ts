@@ -5,7 +5,7 @@
  * backup, and `serve --once` exit codes.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -340,6 +340,30 @@ describe('drplan serve', () => {
     } finally {
       planFile = original;
     }
+  });
+
+  it('wal-check job needs archived WAL', async () => {
+    const walRepository = await fileRepository('wal');
+    const walPlan = await writePlan({
+      databases: [{ name: 'app', url: 'postgres://app@127.0.0.1:1/app' }],
+      repositories: [walRepository],
+      jobs: [{ name: 'wal', type: 'wal-check', cron: '*/5 * * * *' }],
+      server: { stateDir },
+    });
+    const empty = await runCli(['--config', walPlan, 'serve', '--once', 'wal'], { env });
+    expect(empty.code).toBe(4);
+    expect(empty.stderr).toContain('drplan: error: database app: no archived WAL found in any repository');
+
+    // wal push stores any file with a segment's name, so a zero-filled one stands in for a real segment here.
+    const segment = path.join(walRepository.dir, '..', `segment-${path.basename(walRepository.dir)}`);
+    await mkdir(segment);
+    await writeFile(path.join(segment, '000000010000000000000001'), Buffer.alloc(16 * 1024 * 1024));
+    const push = await runCli(['--config', walPlan, 'wal', 'push', '--database', 'app', path.join(segment, '000000010000000000000001')], { env });
+    expect(push.code, push.stderr).toBe(0);
+    const archived = await runCli(['--config', walPlan, 'serve', '--once', 'wal'], { env });
+    expect(archived.code, archived.stderr).toBe(0);
+    expect(archived.stderr).toContain('job wal succeeded: 1 archived WAL files, 0 base backup chains continuous, newest 000000010000000000000001');
+    await rm(segment, { recursive: true, force: true });
   });
 
   it('invalid job config exits 2', async () => {

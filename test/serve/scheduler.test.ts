@@ -261,7 +261,6 @@ describe('job runner', () => {
         databases: [{ name: 'app', url: 'postgres://app@127.0.0.1:1/app' }],
         repositories: [{ name: 'local', url: 'file:///nonexistent' }],
         jobs: [
-          { name: 'wal', type: 'wal-check', cron: '*/5 * * * *' },
           { name: 'base', type: 'backup', kind: 'physical', cron: '0 1 * * *' },
         ],
       }),
@@ -272,7 +271,7 @@ describe('job runner', () => {
     const alerts = new AlertTracker({ emit: () => undefined, flush: async () => undefined });
     const runner = new JobRunner({ context, handlers: jobHandlers, state, metrics: new ServeMetrics(), alerts, clock });
     const messages: string[] = [];
-    for (const name of ['wal', 'base']) {
+    for (const name of ['base']) {
       const run = runner.start(name, 'once');
       if (!run.started) throw new Error(`${name} did not start`);
       const end = await run.done;
@@ -280,7 +279,6 @@ describe('job runner', () => {
       messages.push(end.run.summary!);
     }
     expect(messages).toEqual([
-      'job wal: type wal-check is not available in this build of drplan',
       'job base: backup with kind physical is not available in this build of drplan',
     ]);
   });
