@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { extract } from 'tar-stream';
 import { ConfigError, IntegrityError } from '../errors.js';
 import { startProcess, type RunningProcess } from '../util/process.js';
+import { parseLsn, segmentName, segnoOfLsn } from '../wal/segment.js';
 import type { ConnectionTarget } from './connection.js';
 import type { PgTool } from './tools.js';
 
@@ -102,21 +103,6 @@ export function parseManifestWalRange(manifest: Buffer): ManifestWalRange {
   return { timeline: last.Timeline, startLsn: ranges![0]!['Start-LSN']!, endLsn: last['End-LSN'] };
 }
 
-/** Parses an LSN such as 0/3000028 into a byte position. */
-export function parseLsn(lsn: string): bigint {
-  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
-  if (!match) throw new IntegrityError(`invalid LSN ${JSON.stringify(lsn)}`, { code: 'wal.lsn', object: lsn });
-  return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`);
-}
-
-/** Returns the name of the WAL segment that holds byte `position` on `timeline`. */
-export function segmentAt(position: bigint, timeline: number, segmentSize: number): string {
-  const segmentNumber = position / BigInt(segmentSize);
-  const segmentsPerId = 0x100000000n / BigInt(segmentSize);
-  const hex = (value: bigint | number) => value.toString(16).toUpperCase().padStart(8, '0');
-  return `${hex(timeline)}${hex(segmentNumber / segmentsPerId)}${hex(segmentNumber % segmentsPerId)}`;
-}
-
 /**
  * Returns the first and last segment a restore of the backup needs. The last
  * is the segment holding the byte before the stop LSN, as PostgreSQL names it
@@ -126,8 +112,8 @@ export function segmentAt(position: bigint, timeline: number, segmentSize: numbe
 export function backupSegments(startLsn: string, stopLsn: string, timeline: number, stopTimeline: number, segmentSize: number) {
   const stop = parseLsn(stopLsn);
   return {
-    firstSegment: segmentAt(parseLsn(startLsn), timeline, segmentSize),
-    lastSegment: segmentAt(stop > 0n ? stop - 1n : 0n, stopTimeline, segmentSize),
+    firstSegment: segmentName({ timeline, segno: segnoOfLsn(parseLsn(startLsn), segmentSize) }, segmentSize),
+    lastSegment: segmentName({ timeline: stopTimeline, segno: segnoOfLsn(stop > 0n ? stop - 1n : 0n, segmentSize) }, segmentSize),
   };
 }
 
