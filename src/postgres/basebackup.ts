@@ -35,7 +35,7 @@ export async function assertArchiving(client: pg.Client, endpoint: string): Prom
   throw new ConfigError(`the server at ${endpoint} does not archive its WAL: ${problems.join(', ')}; a physical backup without archived WAL cannot be restored`, {
     code: 'backup.archiving',
     object: endpoint,
-    hint: "Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push %p' in postgresql.conf, restart the server, then run the backup again.",
+    hint: "Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push --database NAME %p' in postgresql.conf, restart the server, then run the backup again.",
   });
 }
 
@@ -59,6 +59,9 @@ export async function readWalFacts(client: pg.Client): Promise<WalFacts> {
  * Starts pg_basebackup writing an uncompressed tar stream to stdout, after a
  * fast checkpoint, without WAL (`-X none`: the WAL comes from the archive).
  * The password reaches the child through PGPASSWORD, never argv.
+ *
+ * NOTE: a tar stream on stdout holds one tablespace only, so pg_basebackup
+ * itself fails on a cluster with extra tablespaces; drplan has no other mode yet.
  */
 export function startBaseBackup(tool: PgTool, target: ConnectionTarget, options: { label: string; signal?: AbortSignal }): RunningProcess {
   const args = ['--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', `--label=${options.label}`, '--no-password', `--dbname=${target.uri}`];
@@ -117,7 +120,7 @@ export function backupSegments(startLsn: string, stopLsn: string, timeline: numb
   };
 }
 
-/** What the scanner found in a base backup's tar stream. */
+/** The members kept from a base backup's tar stream, and its entry count. */
 export interface ScannedBaseBackup {
   backupLabel?: Buffer;
   manifest?: Buffer;

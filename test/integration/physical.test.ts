@@ -37,7 +37,7 @@ describe('physical backup', () => {
   let env: Record<string, string>;
   let planFile: string;
   let work: string;
-  /** While this file exists, the stand-in archive_command fails. */
+  /** While this file exists, the cluster's archive_command fails. */
   let blockFile: string;
   let meta: PhysicalMetadata;
 
@@ -154,7 +154,7 @@ describe('physical backup', () => {
     }
   });
 
-  it('refuses non-empty directory', async () => {
+  it('rejects non-empty directory', async () => {
     const context = await openContext();
     const entry = findBackup(await readCatalog(context, 'app'), meta.id, 'app');
     const dir = await mkdtemp(path.join(tmpdir(), 'drplan-occupied-'));
@@ -175,7 +175,7 @@ describe('physical backup', () => {
     const result = await runCli(['--config', plan, 'backup', '--kind', 'physical'], { env });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('does not archive its WAL: archive_mode is off (must be on), archive_command is empty; a physical backup without archived WAL cannot be restored');
-    expect(result.stderr).toContain("hint: Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push %p'");
+    expect(result.stderr).toContain("hint: Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push --database NAME %p'");
     expect(await readdir(path.join(local.dir, 'backups'))).toEqual(['app']);
   });
 
