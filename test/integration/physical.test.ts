@@ -179,6 +179,13 @@ describe('physical backup', () => {
     expect(await readdir(path.join(local.dir, 'backups'))).toEqual(['app']);
   });
 
+  it('rejects unknown kind', async () => {
+    const result = await runCli(['--config', planFile, 'backup', '--kind', 'incremental'], { env });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('drplan: error: invalid --kind "incremental"');
+    expect(result.stderr).toContain('hint: Use --kind logical or --kind physical.');
+  });
+
   it('fails verify after flipped byte', async () => {
     const copy = path.join(local.dir, meta.archive.key);
     const original = await readFile(copy);
