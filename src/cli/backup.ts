@@ -1,13 +1,15 @@
-/** `drplan backup`: take a logical backup of one database, or a backup of one file set, to every repository. */
+/** `drplan backup`: take a logical or physical backup of one database, or a backup of one file set, to every repository. */
 import type { Command } from 'commander';
 import { runFilesBackup } from '../backup/files-backup.js';
 import { runLogicalBackup } from '../backup/logical-backup.js';
+import { runPhysicalBackup } from '../backup/physical-backup.js';
 import { selectDatabase, type PlanContext } from '../context.js';
 import { UsageError } from '../errors.js';
 import { formatBytes, formatDuration, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
 import { startProgress } from './progress.js';
 
 interface BackupOptions {
+  kind: string;
   database?: string;
   files?: string;
   label?: string;
@@ -15,10 +17,13 @@ interface BackupOptions {
   json?: boolean;
 }
 
+const KINDS = ['logical', 'physical'];
+
 export function registerBackup(program: Command): void {
   program
     .command('backup')
-    .description('take a logical backup (pg_dump, custom format) or, with --files, a tar archive of a file set, and store it on every repository')
+    .description('take a backup and store it on every repository: logical (pg_dump, custom format), physical (pg_basebackup of the whole cluster) or, with --files, a tar archive of a file set')
+    .option('--kind <kind>', 'logical: pg_dump of one database; physical: base backup of its whole cluster, for point-in-time recovery with the archived WAL', 'logical')
     .option('--database <name>', 'database from the plan (required when the plan has several)')
     .option('--files <name>', 'back up this file set of the plan (`files:`) instead of a database')
     .option('--label <label>', 'a tag recorded in the metadata of a file-set backup, for example deploy-1234')
@@ -30,19 +35,28 @@ export function registerBackup(program: Command): void {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: options.files !== undefined });
       if (options.files !== undefined) return backupFiles(context, options.files, options);
       const database = selectDatabase(context.plan, options.database);
-      const progress = startProgress(`backup ${database.name}`);
-      const meta = await runLogicalBackup(context, { database, name: options.name, signal: interruptSignal(), onProgress: (b) => progress.update(b) }).finally(() =>
-        progress.stop(),
-      );
+      const progress = startProgress(`${options.kind} backup ${database.name}`);
+      const run = options.kind === 'physical' ? runPhysicalBackup : runLogicalBackup;
+      const meta = await run(context, { database, name: options.name, signal: interruptSignal(), onProgress: (b) => progress.update(b) }).finally(() => progress.stop());
       if (options.json) return printJson(meta);
       process.stdout.write(`${meta.id}\n`);
+      const read = meta.kind === 'physical' ? 'read from the cluster' : 'dumped';
       process.stderr.write(
-        `committed ${meta.id}: ${formatBytes(meta.rawBytes)} dumped, ${formatBytes(meta.storedBytes)} stored on ${meta.repositories.join(', ')} in ${formatDuration(meta.durationMs)}\n`,
+        `committed ${meta.kind} backup ${meta.id}: ${formatBytes(meta.rawBytes)} ${read}, ${formatBytes(meta.storedBytes)} stored on ${meta.repositories.join(', ')} in ${formatDuration(meta.durationMs)}\n`,
       );
     });
 }
 
 function checkOptions(options: BackupOptions): void {
+  if (!KINDS.includes(options.kind)) {
+    throw new UsageError(`invalid --kind ${JSON.stringify(options.kind)}`, { code: 'usage.kind', object: options.kind, hint: 'Use --kind logical or --kind physical.' });
+  }
+  if (options.files !== undefined && options.kind !== 'logical') {
+    throw new UsageError('--kind applies to database backups, not to --files', {
+      code: 'usage.backup',
+      hint: 'Drop --kind for a file-set backup.',
+    });
+  }
   if (options.files !== undefined && options.database !== undefined) {
     throw new UsageError('--files and --database cannot be used together', {
       code: 'usage.backup',

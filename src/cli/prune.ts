@@ -44,7 +44,7 @@ function printReport(report: PruneReport): void {
     process.stdout.write(`repository ${repo.repository}: ${verb} ${deleted.length} of ${repo.decisions.length} backups, ${repo.partials.length} partial objects\n`);
     for (const d of repo.decisions) {
       const subject = d.fileset ? `file set ${d.database}` : d.database;
-      process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${subject}/${d.id} (${d.class}): ${d.rule}\n`);
+      process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${subject}/${d.id} (${d.kind}, ${d.class}): ${d.rule}\n`);
     }
     for (const p of repo.partials) process.stdout.write(`  ${verb} partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified})\n`);
     for (const w of repo.incomplete) process.stdout.write(`  ${report.dryRun ? 'would remove' : 'removed'} incomplete write ${w.key} (started ${w.started})\n`);

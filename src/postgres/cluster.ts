@@ -44,7 +44,7 @@ export interface ClusterOptions {
 }
 
 /** User and group for initdb and the server: `postgres` when drplan runs as root, because PostgreSQL does not run as root. */
-interface ServerOwner {
+export interface ServerOwner {
   uid?: number;
   gid?: number;
 }
@@ -90,7 +90,8 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
   }
 }
 
-async function serverOwner(signal?: AbortSignal): Promise<ServerOwner> {
+/** Returns the user to run PostgreSQL as: `postgres` when drplan runs as root, else the current user (empty). */
+export async function serverOwner(signal?: AbortSignal): Promise<ServerOwner> {
   if (process.getuid?.() !== 0) return {};
   const lookup = (flag: string) =>
     runProcess('id', [flag, SUPERUSER], { operation: 'look up the postgres system user', signal, timeoutMs: 10_000 });

@@ -4,7 +4,7 @@
  */
 import type { CatalogEntry, BackupCopy } from '../backup/catalog.js';
 import { isGood, readCatalog } from '../backup/catalog.js';
-import { storedObjects, type PhysicalMetadata } from '../backup/metadata.js';
+import { storedObjects, type BackupMetadata, type PhysicalMetadata } from '../backup/metadata.js';
 import type { RetentionConfig, RetentionRules } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock, acquireFilesetLock } from '../lock/database-lock.js';
@@ -17,6 +17,7 @@ import { decideRetention, type RetentionDecision } from './policy.js';
 
 export interface PruneDecision extends RetentionDecision {
   class: 'scheduled' | 'manual' | 'pre_restore';
+  kind: BackupMetadata['kind'];
   /** Set for a file-set backup; `database` then contains the file set's name. */
   fileset?: true;
 }
@@ -74,18 +75,20 @@ function planRepository(
   now: Date,
 ): RepositoryPrune {
   const decisions: PruneDecision[] = [];
+  // Each database, kind and origin is its own group, so keepLast: 7 keeps
+  // seven logical and seven physical backups rather than seven of either.
   const byGroup = new Map<string, { entry: CatalogEntry; copy: BackupCopy }[]>();
   // Each database and each file set is decided on its own, even when a file set has a database's name.
   for (const item of copies) {
-    const group = `${subjectOfEntry(item.entry)}\u0000${item.entry.meta.origin}`;
+    const group = `${subjectOfEntry(item.entry)}\u0000${item.entry.meta.kind}\u0000${item.entry.meta.origin}`;
     byGroup.set(group, [...(byGroup.get(group) ?? []), item]);
   }
   for (const items of byGroup.values()) {
-    const origin = items[0]!.entry.meta.origin;
-    const fileset = items[0]!.entry.meta.kind === 'files' ? { fileset: true as const } : {};
+    const { origin, kind } = items[0]!.entry.meta;
+    const fileset = kind === 'files' ? { fileset: true as const } : {};
     const rules = rulesFor(context, retention, origin);
     const candidates = items.map(({ entry }) => ({ id: entry.id, database: entry.database, time: new Date(entry.meta.startedAt), good: isGood(entry) }));
-    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin, ...fileset })));
+    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin, kind, ...fileset })));
   }
   // Each class is decided on its own, so a warning that no good backup remains
   // is false while another class still keeps a good backup of that database.
@@ -127,7 +130,7 @@ function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, 
   return rules;
 }
 
-const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.tar(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
+const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.base\.tar(\.zst|\.gz)?|\.manifest(\.zst|\.gz)?|\.tar(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
 
 /** Objects of a backup whose metadata is missing, last modified before `before`. */
 export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[] {

@@ -1,15 +1,12 @@
-/**
- * The job handlers: a dispatch table from `jobs[].type` to a library
- * function. A type whose library is not part of this build fails with a
- * clear error instead of pretending to run.
- */
+/** The job handlers: a dispatch table from `jobs[].type` to a library function. */
 import { findBackup, readCatalog } from '../backup/catalog.js';
 import { runFilesBackup } from '../backup/files-backup.js';
 import { runLogicalBackup } from '../backup/logical-backup.js';
+import { runPhysicalBackup } from '../backup/physical-backup.js';
 import { jobDatabase } from '../config/jobs.js';
 import type { JobConfig } from '../config/schema.js';
 import { selectDatabase, type PlanContext } from '../context.js';
-import { IntegrityError, UsageError } from '../errors.js';
+import { IntegrityError } from '../errors.js';
 import { runPrune } from '../retention/prune.js';
 import { analyzeWal, assertWalHealthy } from '../wal/analyze.js';
 import { checksumVerify } from '../verify/checksum-verify.js';
@@ -33,7 +30,7 @@ export type JobHandler = (job: JobConfig, env: JobEnvironment) => Promise<JobOut
 
 export type JobType = JobConfig['type'];
 
-/** The handlers of this build, by job type. */
+/** The handlers, by job type. */
 export const jobHandlers: Record<JobType, JobHandler> = {
   backup: runBackupJob,
   verify: runVerifyJob,
@@ -43,11 +40,12 @@ export const jobHandlers: Record<JobType, JobHandler> = {
 };
 
 async function runBackupJob(job: JobConfig, env: JobEnvironment): Promise<JobOutcome> {
-  if (job.kind === 'physical') throw unavailableError(job, 'backup with kind physical', 'physical base backups');
   const database = selectDatabase(env.context.plan, jobDatabase(env.context.plan, job));
-  const meta = await runLogicalBackup(env.context, { database, signal: env.signal });
+  const kind = job.kind ?? 'logical';
+  const request = { database, signal: env.signal };
+  const meta = kind === 'physical' ? await runPhysicalBackup(env.context, request) : await runLogicalBackup(env.context, request);
   return {
-    summary: `committed ${meta.id} of ${database.name} (${meta.storedBytes} bytes stored)`,
+    summary: `committed ${kind} backup ${meta.id} of ${database.name} (${meta.storedBytes} bytes stored)`,
     details: { backupId: meta.id, database: database.name, bytes: meta.storedBytes },
   };
 }
@@ -113,12 +111,4 @@ async function runPruneJob(_job: JobConfig, env: JobEnvironment): Promise<JobOut
     for (const warning of repo.warnings) env.context.log.warn({ repository: repo.repository }, warning);
   }
   return { summary: `deleted ${deleted} backups and ${partials} partial objects`, details: { deleted, partials } };
-}
-
-function unavailableError(job: JobConfig, subject: string, feature: string): UsageError {
-  return new UsageError(`job ${job.name}: ${subject} is not available in this build of drplan`, {
-    code: 'job.unavailable',
-    object: job.name,
-    hint: `Use a drplan release that includes ${feature}, or remove the job from the plan.`,
-  });
 }

@@ -3,7 +3,8 @@
  * into a scratch database, a row count comparison for every table, the
  * plan's own checks, and a record of the result on every repository. A
  * file-set backup is instead extracted into a temporary directory and its
- * entries, files and bytes compared with the metadata.
+ * entries, files and bytes compared with the metadata; a physical base
+ * backup is extracted and checked with pg_verifybackup.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { AbortedError } from '../errors.js';
 import { connectionTarget, quoteIdent, withClient } from '../postgres/connection.js';
 import { runRestore, type RestorePlan } from '../restore/restore-backup.js';
 import { runFilesRestore } from '../restore/files-restore.js';
+import { verifyBaseBackup } from './deep-verify-physical.js';
 import { openScratchServer } from './scratch.js';
 import { storeVerification, type VerificationRecord } from './records.js';
 import { failuresOf, verifyBackup } from './verify-backup.js';
@@ -44,8 +46,10 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
     checks: [],
   };
 
-  if (checksum.copies.some((c) => c.ok)) await (entry.meta.kind === 'files' ? testExtract(context, entry, record, signal) : testRestore(context, entry, record, signal));
-  else failures.push(`backup ${entry.id}: no copy passed the checksum verification, so no test restore was run`);
+  if (!checksum.copies.some((c) => c.ok)) failures.push(`backup ${entry.id}: no copy passed the checksum verification, so no test restore was run`);
+  else if (entry.meta.kind === 'physical') await verifyBaseBackup(context, entry, record, signal);
+  else if (entry.meta.kind === 'files') await testExtract(context, entry, record, signal);
+  else await testRestore(context, entry, record, signal);
 
   record.ok = failures.length === 0;
   record.finishedAt = new Date().toISOString();

@@ -288,6 +288,7 @@ describe('drplan serve', () => {
       files: [{ name: 'uploads', paths: [uploads] }],
       jobs: [
         { name: 'down-backup', type: 'backup', cron: '0 2 * * *' },
+        { name: 'down-base', type: 'backup', kind: 'physical', cron: '0 1 * * *' },
         { name: 'upload-files', type: 'files', fileset: 'uploads', cron: '0 3 * * *' },
       ],
       server: { stateDir },
@@ -304,6 +305,10 @@ describe('drplan serve', () => {
     } finally {
       await receiver.close();
     }
+    // A physical backup job reaches pg_basebackup's connection step, so it fails like the logical one.
+    const base = await runCli(['--config', downPlan, 'serve', '--once', 'down-base'], { env });
+    expect(base.code).toBe(3);
+    expect(base.stderr).toContain('cannot connect to PostgreSQL at 127.0.0.1:1');
     const files = await runCli(['--config', downPlan, 'serve', '--once', 'upload-files'], { env });
     expect(files.code, files.stderr).toBe(0);
     expect(files.stderr).toMatch(/job upload-files succeeded: committed files_\d{8}_\d{6} of file set uploads/);

@@ -253,33 +253,4 @@ describe('job runner', () => {
     expect(slowEnd.run.result).toBe('aborted');
     expect(slowEnd.run.exitCode).toBe(130);
   });
-
-  it('unavailable types fail clearly', async () => {
-    const clock = new ManualClock('2026-12-04T00:00:00Z');
-    const context: PlanContext = {
-      plan: planSchema.parse({
-        databases: [{ name: 'app', url: 'postgres://app@127.0.0.1:1/app' }],
-        repositories: [{ name: 'local', url: 'file:///nonexistent' }],
-        jobs: [
-          { name: 'base', type: 'backup', kind: 'physical', cron: '0 1 * * *' },
-        ],
-      }),
-      storages: [],
-      log: silentLogger,
-    };
-    const state = new JobState(await mkdtemp(path.join(tmpdir(), 'drplan-state-')), silentLogger);
-    const alerts = new AlertTracker({ emit: () => undefined, flush: async () => undefined });
-    const runner = new JobRunner({ context, handlers: jobHandlers, state, metrics: new ServeMetrics(), alerts, clock });
-    const messages: string[] = [];
-    for (const name of ['base']) {
-      const run = runner.start(name, 'once');
-      if (!run.started) throw new Error(`${name} did not start`);
-      const end = await run.done;
-      expect(end.run.exitCode).toBe(2);
-      messages.push(end.run.summary!);
-    }
-    expect(messages).toEqual([
-      'job base: backup with kind physical is not available in this build of drplan',
-    ]);
-  });
 });
