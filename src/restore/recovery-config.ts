@@ -7,6 +7,7 @@ import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { renderSetting } from '../postgres/config-file.js';
 import { DRPLAN_BIN } from '../util/self-command.js';
+import { formatCommand } from '../util/shell.js';
 import { formatLsn, formatTargetTime, type RecoveryTarget } from './pitr-target.js';
 
 const BLOCK_START = '# BEGIN drplan recovery settings';
@@ -33,14 +34,8 @@ export interface RecoveryConfig {
  * and a literal % is doubled.
  */
 export function restoreCommandFor(planPath: string, database: string, execPath: string = process.execPath, drplanBin: string = DRPLAN_BIN): string {
-  const words = [execPath, drplanBin, '--config', path.resolve(planPath), 'wal', 'fetch', '--database', database].map(shellQuote);
-  return `${words.join(' ').replace(/%/g, '%%')} %f %p`;
-}
-
-/** Quotes one word for /bin/sh; plain words stay as they are for readability. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
+  const words = [execPath, drplanBin, '--config', path.resolve(planPath), 'wal', 'fetch', '--database', database];
+  return `${formatCommand(words).replace(/%/g, '%%')} %f %p`;
 }
 
 /**
