@@ -47,5 +47,8 @@ function printReport(report: PruneReport): void {
     }
     for (const p of repo.partials) process.stdout.write(`  ${verb} partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified})\n`);
     for (const w of repo.incomplete) process.stdout.write(`  ${report.dryRun ? 'would remove' : 'removed'} incomplete write ${w.key} (started ${w.started})\n`);
+    for (const w of repo.wal.filter((item) => item.files > 0)) {
+      process.stdout.write(`  ${verb} ${w.files} archived WAL files of ${w.database} before ${w.keepFrom} (${formatBytes(w.bytes)})\n`);
+    }
   }
 }

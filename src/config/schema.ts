@@ -58,6 +58,20 @@ export const backupSchema = z.strictObject({
   lockTimeout: duration.default('0s'),
 });
 
+export const walSchema = z
+  .strictObject({
+    /** Queue WAL files in a local spool directory and upload them in the background. */
+    async: z.boolean().default(false),
+    /** Absolute path of the spool directory; required with async. */
+    spoolDir: z.string().optional(),
+    /** Files the spool holds before `wal push` fails and PostgreSQL keeps the segment in pg_wal. */
+    maxQueue: z.number().int().positive().default(64),
+  })
+  .refine((wal) => !wal.async || (wal.spoolDir !== undefined && wal.spoolDir.startsWith('/')), {
+    message: 'wal.async needs wal.spoolDir, an absolute path on local disk such as /var/lib/drplan/spool',
+    path: ['spoolDir'],
+  });
+
 const objectiveTable = z.record(z.string(), duration);
 
 export const objectivesSchema = z.strictObject({
@@ -133,6 +147,7 @@ export const planSchema = z.strictObject({
   databases: z.array(databaseSchema).min(1, 'at least one database'),
   repositories: z.array(repositorySchema).min(1, 'at least one repository'),
   backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s' }),
+  wal: walSchema.default({ async: false, maxQueue: 64 }),
   files: z.array(filesetSchema).optional(),
   jobs: z.array(jobSchema).optional(),
   verify: verifySchema.optional(),
@@ -147,4 +162,5 @@ export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type Compression = Plan['backup']['compression'];
 export type RetentionRules = z.infer<typeof retentionRulesSchema>;
 export type RetentionConfig = z.infer<typeof retentionSchema>;
+export type WalConfig = z.infer<typeof walSchema>;
 export type VerifyCheck = z.infer<typeof verifyCheckSchema>;
