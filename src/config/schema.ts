@@ -56,6 +56,11 @@ export const backupSchema = z.strictObject({
   tempDir: z.string().optional(),
   /** How long a backup waits for another run on the same database to finish; 0s fails at once. */
   lockTimeout: duration.default('0s'),
+  /**
+   * How long a physical backup waits, once pg_basebackup has sent the data,
+   * for the WAL segment holding its stop LSN to be archived in every repository.
+   */
+  archiveTimeout: duration.default('60s'),
 });
 
 export const walSchema = z
@@ -146,7 +151,7 @@ export const planSchema = z.strictObject({
   objectives: objectivesSchema.optional(),
   databases: z.array(databaseSchema).min(1, 'at least one database'),
   repositories: z.array(repositorySchema).min(1, 'at least one repository'),
-  backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s' }),
+  backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s', archiveTimeout: '60s' }),
   wal: walSchema.default({ async: false, maxQueue: 64 }),
   files: z.array(filesetSchema).optional(),
   jobs: z.array(jobSchema).optional(),

@@ -91,7 +91,7 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
   }
 }
 
-/** Returns the user and group to run PostgreSQL programs as: none when drplan is not root, else the `postgres` system user. */
+/** Returns the user to run PostgreSQL as: `postgres` when drplan runs as root, else the current user (empty). */
 export async function serverOwner(signal?: AbortSignal): Promise<ServerOwner> {
   if (process.getuid?.() !== 0) return {};
   const lookup = (flag: string) =>

@@ -4,7 +4,7 @@
  */
 import type { CatalogEntry, BackupCopy } from '../backup/catalog.js';
 import { isGood, readCatalog } from '../backup/catalog.js';
-import { storedObjects, type PhysicalMetadata } from '../backup/metadata.js';
+import { storedObjects, type BackupMetadata, type PhysicalMetadata } from '../backup/metadata.js';
 import type { RetentionConfig, RetentionRules } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock } from '../lock/database-lock.js';
@@ -16,6 +16,7 @@ import { decideRetention, type RetentionDecision } from './policy.js';
 
 export interface PruneDecision extends RetentionDecision {
   class: 'scheduled' | 'manual' | 'pre_restore';
+  kind: BackupMetadata['kind'];
 }
 
 export interface RepositoryPrune {
@@ -71,16 +72,18 @@ function planRepository(
   now: Date,
 ): RepositoryPrune {
   const decisions: PruneDecision[] = [];
+  // Each database, kind and origin is its own group, so keepLast: 7 keeps
+  // seven logical and seven physical backups rather than seven of either.
   const byGroup = new Map<string, { entry: CatalogEntry; copy: BackupCopy }[]>();
   for (const item of copies) {
-    const group = `${item.entry.database}\u0000${item.entry.meta.origin}`;
+    const group = `${item.entry.database}\u0000${item.entry.meta.kind}\u0000${item.entry.meta.origin}`;
     byGroup.set(group, [...(byGroup.get(group) ?? []), item]);
   }
   for (const items of byGroup.values()) {
-    const origin = items[0]!.entry.meta.origin;
+    const { origin, kind } = items[0]!.entry.meta;
     const rules = rulesFor(context, retention, origin);
     const candidates = items.map(({ entry }) => ({ id: entry.id, database: entry.database, time: new Date(entry.meta.startedAt), good: isGood(entry) }));
-    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin })));
+    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin, kind })));
   }
   // Each class is decided on its own, so a warning that no good backup remains
   // is false while another class still keeps a good backup of that database.
@@ -122,7 +125,7 @@ function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, 
   return rules;
 }
 
-const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
+const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.base\.tar(\.zst|\.gz)?|\.manifest(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
 
 /** Objects of a backup whose metadata is missing, last modified before `before`. */
 export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[] {
