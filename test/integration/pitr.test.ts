@@ -9,13 +9,14 @@
  * user's test restore should: a promoted copy that archives would add a
  * timeline to the source's archive, and "latest" then follows it.
  */
-import { chmod, cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ThrowawayCluster } from '../../src/postgres/cluster.js';
+import { freePort, type ThrowawayCluster } from '../../src/postgres/cluster.js';
 import type { PitrResult } from '../../src/restore/pitr.js';
 import type { TableRecoveryResult } from '../../src/restore/table-recovery.js';
+import { runProcess } from '../../src/util/process.js';
 import { shareWithServer, startArchivingCluster, stopRestoredServer, switchWalAndWait } from '../helpers/archiving.js';
 import { runCli } from '../helpers/cli.js';
 import { query } from '../helpers/pg.js';
@@ -199,24 +200,34 @@ describe('point-in-time restore', () => {
     expect(archive!.mode).toBe('off');
   });
 
-  let promoted: PitrResult;
+  let promotedUrl: string;
 
-  it('restores the latest WAL', async () => {
+  it('prints the start command for latest', async () => {
     const dataDir = path.join(work, 'latest');
-    const result = await cli(restoreArgs(dataDir, '--target', 'latest', '--start', '--json'));
-    started.push(dataDir);
+    const port = await freePort();
+    const result = await cli(restoreArgs(dataDir, '--target', 'latest', '--port', String(port)));
     expect(result.code, result.stderr).toBe(0);
-    promoted = JSON.parse(result.stdout) as PitrResult;
-    expect(promoted.target).toEqual({ kind: 'latest', description: 'the end of the archived WAL (latest)' });
-    expect(promoted.reached!.timeline).toBe(2);
-    const rows = await query<{ id: number }>(restoredUrl(promoted), 'SELECT id FROM events ORDER BY id');
+    const command = /start the server with: (.*)/.exec(result.stdout)?.[1];
+    expect(command).toBe(`runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D ${dataDir} -l ${dataDir}/log/drplan-recovery.log start`);
+    expect(result.stdout).toContain(`it listens on 127.0.0.1:${port}`);
+    expect(await readFile(path.join(dataDir, 'recovery.signal'), 'utf8')).toBe('');
+
+    // The printed command is what a user would paste into a shell.
+    await runProcess('sh', ['-c', command!], { operation: 'start the restored server' });
+    started.push(dataDir);
+    const url = `postgres://postgres:${encodeURIComponent(cluster.password)}@127.0.0.1:${port}/app`;
+    await waitForPromotion(url);
+    const rows = await query<{ id: number }>(url, 'SELECT id FROM events ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual([1, 2, 3]);
+    promotedUrl = url;
   });
 
   it('restores latest on the new timeline', async () => {
     // The promoted server archives timeline 2 with the same drplan wal push.
-    await query(restoredUrl(promoted), "INSERT INTO events VALUES (4, 'fourth, on timeline 2')");
-    const segment = await switchWalAndWait(restoredUrl(promoted).replace(/\/app$/, '/postgres'));
+    const [timeline] = await query<{ file: string }>(promotedUrl, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
+    expect(timeline!.file.startsWith('00000002')).toBe(true);
+    await query(promotedUrl, "INSERT INTO events VALUES (4, 'fourth, on timeline 2')");
+    const segment = await switchWalAndWait(promotedUrl);
     expect(segment.startsWith('00000002')).toBe(true);
     expect(await readdir(path.join(repo.dir, 'wal', 'app'))).toContain('00000002.history.zst');
 
@@ -225,12 +236,27 @@ describe('point-in-time restore', () => {
     started.push(dataDir);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as PitrResult;
+    expect(report.target).toEqual({ kind: 'latest', description: 'the end of the archived WAL (latest)' });
     expect(report.reached!.timeline).toBe(3);
     expect(report.walCheckedUntil.startsWith('00000002')).toBe(true);
     const rows = await query<{ id: number }>(restoredUrl(report), 'SELECT id FROM events ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4]);
   });
 });
+
+/** Waits until the server at `url` accepts connections and has left recovery. */
+async function waitForPromotion(url: string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const recovering = await query<{ recovering: boolean }>(url, 'SELECT pg_is_in_recovery() AS recovering').then(
+      (rows) => rows[0]!.recovering,
+      () => true,
+    );
+    if (!recovering) return;
+    if (Date.now() > deadline) throw new Error(`the server at ${url.replace(/:[^:@]*@/, ':***@')} did not leave recovery within 90 s`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
 
 /** Formats an instant as the restore reports it: 2026-12-04 13:30:00.250+00:00. */
 function isoToPostgres(date: Date): string {
