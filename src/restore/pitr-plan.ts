@@ -117,7 +117,8 @@ function chooseBackup(backups: CatalogEntry[], target: RecoveryTarget, window: R
     return usable.at(-1)!;
   }
   if (target.kind === 'lsn') {
-    if (target.lsn > parseLsn(window.newestWal.endLsn)) throw outsideWindow(target, window, database, 'it is past the end of the newest archived WAL segment');
+    // Recovery stops at the first record that starts at or after the target, so that record must lie in archived WAL.
+    if (target.lsn >= parseLsn(window.newestWal.endLsn)) throw outsideWindow(target, window, database, 'it is at or past the end of the newest archived WAL segment');
     const usable = backups.filter((e) => parseLsn(physical(e).wal.stopLsn) <= target.lsn);
     if (usable.length === 0) throw outsideWindow(target, window, database, 'it is before the end of the oldest base backup');
     return usable.reduce((best, e) => (parseLsn(physical(e).wal.stopLsn) >= parseLsn(physical(best).wal.stopLsn) ? e : best));

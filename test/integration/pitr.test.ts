@@ -124,7 +124,7 @@ describe('point-in-time restore', () => {
 
     const farLsn = await cli(restoreArgs(dataDir, '--target-lsn', 'FF/0'));
     expect(farLsn.code).toBe(2);
-    expect(farLsn.stderr).toContain('cannot recover database app to LSN FF/0: it is past the end of the newest archived WAL segment');
+    expect(farLsn.stderr).toContain('cannot recover database app to LSN FF/0: it is at or past the end of the newest archived WAL segment');
     await expect(stat(dataDir)).rejects.toThrow(/ENOENT/);
   });
 
