@@ -69,11 +69,23 @@ export async function assertPortFree(port: number): Promise<void> {
   });
 }
 
-/** Starts the server without waiting for it and returns the start time that `waitForRecoveryEnd` takes. */
-export async function startRecoveryServer(server: RecoveryServer, signal?: AbortSignal): Promise<number> {
+/**
+ * Starts the server in the background and returns the start time that
+ * `waitForRecoveryEnd` takes. It returns once postmaster.pid exists (or the
+ * server has failed, or the grace period is over), so that a caller stopping
+ * the server afterwards, on an interrupt say, finds it. The abort signal is
+ * not passed on for the same reason: a half-run pg_ctl could leave a server
+ * behind that nobody knows of.
+ */
+export async function startRecoveryServer(server: RecoveryServer): Promise<number> {
   const startedAt = Date.now();
   const args = ['-D', server.dataDir, '-l', server.logFile, '-W', 'start'];
-  await runProcess(path.join(server.binDir, 'pg_ctl'), args, { operation: 'start the restored server', signal, timeoutMs: 60_000, ...server.owner });
+  await runProcess(path.join(server.binDir, 'pg_ctl'), args, { operation: 'start the restored server', timeoutMs: 60_000, ...server.owner });
+  while (Date.now() - startedAt < PID_FILE_GRACE_MS) {
+    if ((await readPostmasterFile(server.dataDir)) !== undefined) break;
+    if (/\b(FATAL|PANIC):/.test(await readFile(server.logFile, 'utf8').catch(() => ''))) break;
+    await sleep(100);
+  }
   return startedAt;
 }
 

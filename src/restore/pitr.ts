@@ -109,7 +109,7 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
 
   let reached: RecoveryPoint | undefined;
   if (request.start) {
-    const startedAt = await startRecoveryServer(server, request.signal);
+    const startedAt = await startRecoveryServer(server);
     try {
       reached = await waitForRecoveryEnd(server, localConnection(request.database, port!), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
     } catch (error) {

@@ -92,8 +92,8 @@ export async function runTableRecovery(context: PlanContext, request: TableRecov
     await writeRecoveryConfig(server.dataDir, { restoreCommand, target: request.target, port, socketDir: root, archive: false }, owner);
 
     log.info({ port, scratch: root }, 'recovering the scratch cluster');
-    const startedAt = await startRecoveryServer(server, request.signal);
     startedServer = true;
+    const startedAt = await startRecoveryServer(server);
     const scratch = localConnection(request.database, port);
     const reached = await waitForRecoveryEnd(server, scratch, { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
 

@@ -18,7 +18,7 @@ import type { PitrResult } from '../../src/restore/pitr.js';
 import type { TableRecoveryResult } from '../../src/restore/table-recovery.js';
 import { runProcess } from '../../src/util/process.js';
 import { shareWithServer, startArchivingCluster, stopRestoredServer, switchWalAndWait } from '../helpers/archiving.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { query } from '../helpers/pg.js';
 import { listProcesses } from '../helpers/procs.js';
 import { fileRepository, writePlan, type TestRepository } from '../helpers/plan.js';
@@ -176,6 +176,28 @@ describe('point-in-time restore', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('database app_recovered already has a table orders');
     expect(await readdir(scratchRoot)).toEqual([]);
+  });
+
+  it('removes the scratch cluster on interrupt', async () => {
+    const run = startCli(['--config', planFile, 'restore', '--pitr', '--target-time', between.toISOString(), '--table', 'orders', '--target-database', 'app_interrupted'], { env, timeoutMs: RESTORE_TIMEOUT_MS });
+    // Interrupt once the scratch server is up and recovering.
+    const deadline = Date.now() + 60_000;
+    let pidFile: string | undefined;
+    while (pidFile === undefined && Date.now() < deadline) {
+      const [scratch] = await readdir(scratchRoot);
+      const candidate = scratch === undefined ? undefined : path.join(scratchRoot, scratch, 'data', 'postmaster.pid');
+      if (candidate !== undefined && (await stat(candidate).catch(() => undefined))) pidFile = candidate;
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(pidFile, 'the scratch server never started').toBeDefined();
+    const postmaster = Number((await readFile(pidFile!, 'utf8')).split('\n')[0]);
+    run.child.kill('SIGINT');
+    const result = await run.result;
+    expect(result.code, result.stderr).toBe(130);
+    expect(await readdir(scratchRoot)).toEqual([]);
+    expect(() => process.kill(postmaster, 0)).toThrow(/ESRCH/);
+    const [side] = await query<{ n: string }>(cluster.url(), "SELECT count(*) AS n FROM pg_database WHERE datname = 'app_interrupted'");
+    expect(side!.n).toBe('0');
   });
 
   it('restores to a local time between writes', async () => {
