@@ -1,8 +1,8 @@
 /**
- * Starting a server on a restored data directory and following its recovery:
+ * Starting a server on a restored data directory and following its recovery.
  * pg_ctl starts it in the background (as `postgres` when drplan runs as
- * root), then drplan polls until recovery has ended and the server is
- * promoted, the server has stopped, or the time limit has passed.
+ * root). drplan then polls until recovery has ended and the server is
+ * promoted, until the server has stopped, or until the time limit has passed.
  */
 import { chown, mkdir, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -35,7 +35,7 @@ export interface RecoveryServer {
   owner: ServerOwner;
 }
 
-/** Where recovery ended. */
+/** The end point of a finished recovery. */
 export interface RecoveryPoint {
   /** Commit time of the last replayed transaction, in UTC; null when recovery replayed none. */
   lastTransactionTime: string | null;
@@ -73,7 +73,7 @@ export async function assertPortFree(port: number): Promise<void> {
  * Starts the server in the background and returns the start time that
  * `waitForRecoveryEnd` takes. It returns once postmaster.pid exists (or the
  * server has failed, or the grace period is over), so that a caller stopping
- * the server afterwards, on an interrupt say, finds it. The abort signal is
+ * the server afterwards (after an interrupt, for example) finds it. The abort signal is
  * not passed on for the same reason: a half-run pg_ctl could leave a server
  * behind that nobody knows of.
  */
@@ -105,10 +105,11 @@ export async function stopRecoveryServer(server: RecoveryServer): Promise<void> 
  * reached. The status line of postmaster.pid ("starting", "standby",
  * "ready") shows the progress without connecting, so the server log is not
  * filled with refused connections. Once it reads "ready", a connection
- * confirms that this server has left recovery. Rejects with the tail of the
- * server log when the server stops (a target that the archived WAL does not
- * reach stops it, for example), and on timeout; the server is left as it is
- * in both cases.
+ * confirms that this server has left recovery.
+ *
+ * Rejects with the tail of the server log when the server stops, which a
+ * target beyond the archived WAL causes, for example. Rejects on timeout too.
+ * In both cases the server is left as it is.
  */
 export async function waitForRecoveryEnd(
   server: RecoveryServer,
@@ -128,8 +129,8 @@ export async function waitForRecoveryEnd(
     if (postmaster?.status === 'ready' && isAlive(postmaster.pid) && !(await isRecovering(connection, started))) {
       return readRecoveryPoint(server, connection);
     }
-    const gone = postmaster === undefined ? seenPid || Date.now() - started > PID_FILE_GRACE_MS : !isAlive(postmaster.pid);
-    if (gone) {
+    const stopped = postmaster === undefined ? seenPid || Date.now() - started > PID_FILE_GRACE_MS : !isAlive(postmaster.pid);
+    if (stopped) {
       throw new ToolError(`the restored server stopped before recovery ended; last lines of ${server.logFile}:\n${await logTail(server.logFile)}`, {
         code: 'pitr.server_stopped',
         operation: 'point-in-time restore',
@@ -161,7 +162,7 @@ async function isRecovering(connection: ConnectionTarget, startedAt: number): Pr
   }
   try {
     const { rows } = await client.query<{ recovering: boolean; started: Date }>('SELECT pg_is_in_recovery() AS recovering, pg_postmaster_start_time() AS started');
-    // A server that was up before this one was started is another server on the same port, and its state says nothing about this recovery.
+    // A server that was up before this one was started is another server on the same port, so its state is unrelated to this recovery.
     if (rows[0]!.started.getTime() < startedAt - CLOCK_SLACK_MS) {
       throw new ToolError(`another PostgreSQL server, running since ${rows[0]!.started.toISOString()}, answers on ${connection.endpoint}`, {
         code: 'pitr.port_taken',
