@@ -1,8 +1,8 @@
 /**
  * Deep verification of a physical base backup: a checked copy is extracted
  * into a temporary directory and pg_verifybackup compares every file with the
- * stored backup_manifest. The WAL is not part of the backup, so its parsing
- * is skipped (`--no-parse-wal`); the archive holds it.
+ * stored backup_manifest. The WAL is not part of the backup but of the WAL
+ * archive, so pg_verifybackup skips it (`--no-parse-wal`).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
