@@ -115,7 +115,7 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
     try {
       reached = await waitForRecoveryEnd(server, localConnection(request.database, port!), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
     } catch (error) {
-      // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message tells the user so.
+      // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message states that.
       if (error instanceof AbortedError) await stopRecoveryServer(server).catch((stopError: unknown) => log.error({ err: stopError }, 'stopping the restored server failed'));
       throw error;
     }
