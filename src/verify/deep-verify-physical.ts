@@ -20,7 +20,7 @@ export async function verifyBaseBackup(context: PlanContext, entry: CatalogEntry
   const meta = asPhysical(entry.meta);
   const started = Date.now();
   const scratch = await mkdtemp(path.join(context.plan.backup.tempDir ?? os.tmpdir(), 'drplan-verify-'));
-  record.target = 'pg_verifybackup --no-parse-wal on an extracted copy';
+  record.target = 'a temporary data directory (pg_verifybackup --no-parse-wal)';
   try {
     const tool = await findTool('pg_verifybackup', meta.server.major, meta.server.version);
     const dataDir = path.join(scratch, 'data');

@@ -179,6 +179,13 @@ describe('physical backup', () => {
     expect(await readdir(path.join(local.dir, 'backups'))).toEqual(['app']);
   });
 
+  it('rejects unknown kind', async () => {
+    const result = await runCli(['--config', planFile, 'backup', '--kind', 'incremental'], { env });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('drplan: error: invalid --kind "incremental"');
+    expect(result.stderr).toContain('hint: Use --kind logical or --kind physical.');
+  });
+
   it('fails verify after flipped byte', async () => {
     const copy = path.join(local.dir, meta.archive.key);
     const original = await readFile(copy);
@@ -193,6 +200,21 @@ describe('physical backup', () => {
     } finally {
       await writeFile(copy, original);
     }
+  });
+
+  it('fails when a repository lacks the WAL', async () => {
+    // The server archives into local and offsite only, so the stop segment never reaches the third repository.
+    const other = await fileRepository('other');
+    const plan = await writePlan({ databases: [{ name: 'app', url: cluster.url('app') }], repositories: [local, other], backup: { archiveTimeout: '10s' } });
+    // With the archiver caught up, the server archives the backup's end well within the timeout.
+    await query(cluster.url(), 'SELECT pg_switch_wal()');
+    await waitForArchived(`${await currentSegmentBefore()}.zst`);
+    const result = await runCli(['--config', plan, 'backup', '--kind', 'physical', '--name', 'unarchived'], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/WAL segment [0-9A-F]{24}, which contains the backup's stop LSN [0-9A-F]+\/[0-9A-F]+, is still missing from repository other after 10s/);
+    expect(result.stderr).toContain('drplan wal push --database NAME %p');
+    await expectOnlyFirstBackup();
+    expect(await readdir(path.join(other.dir, 'manual', 'app')).catch(() => [])).toEqual([]);
   });
 
   it('commits nothing when pg_basebackup is killed', async () => {
@@ -267,7 +289,7 @@ describe('physical backup', () => {
 
   async function waitForArchived(file: string): Promise<void> {
     const deadline = Date.now() + 30_000;
-    while (!(await readdir(path.join(local.dir, 'wal', 'app'))).includes(file)) {
+    while (!(await readdir(path.join(local.dir, 'wal', 'app')).catch(() => [] as string[])).includes(file)) {
       if (Date.now() > deadline) throw new Error(`${file} was not archived within 30 s`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
