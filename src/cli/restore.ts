@@ -1,6 +1,8 @@
 /**
  * `drplan restore`: restore a database backup side by side, or in place after
- * a safety backup; or extract a file-set backup into a directory (--to).
+ * a safety backup; extract a file-set backup into a directory (--to). With
+ * --pitr it recovers a physical backup and the archived WAL to a point in
+ * time, into a new data directory or, for single tables, into a side database.
  */
 import type { Command } from 'commander';
 import { readCatalog } from '../backup/catalog.js';
@@ -10,8 +12,9 @@ import { planRestore, runRestore, type RestoreRequest } from '../restore/restore
 import { checkDestination, findFilesBackup, runFilesRestore } from '../restore/files-restore.js';
 import { formatBytes, formatDuration, interruptSignal, loadContext, positiveInt, printJson, type GlobalOptions } from './common.js';
 import { confirmDestructive } from './confirm.js';
+import { PITR_ONLY_OPTIONS, restorePointInTime, type PitrOptions } from './restore-pitr.js';
 
-interface RestoreOptions {
+interface RestoreOptions extends PitrOptions {
   database?: string;
   targetDatabase?: string;
   targetUrl?: string;
@@ -31,8 +34,8 @@ interface RestoreOptions {
 export function registerRestore(program: Command): void {
   program
     .command('restore')
-    .description('restore a backup into a new database (--target-database) or over the configured one (--in-place); a file-set backup into a directory (--to)')
-    .argument('<backup>', 'backup id, or "latest"')
+    .description('restore a backup into a new database (--target-database) or over the configured one (--in-place); a file-set backup into a directory (--to); with --pitr, recover to a point in time')
+    .argument('[backup]', 'backup id, or "latest" (not with --pitr, which picks the base backup itself)')
     .option('--database <name>', 'database of the plan the backup belongs to')
     .option('--target-database <name>', 'restore into this database, created when missing')
     .option('--target-url <uri>', 'server to restore into, as a libpq URI (default: the database URL from the plan)')
@@ -47,18 +50,29 @@ export function registerRestore(program: Command): void {
     .option('--to <dir>', 'extract a file-set backup into this directory, created when absent; it must be empty unless --force')
     .option('--force', 'with --to: overwrite files that already exist in the directory (other files are kept)')
     .option('--files <name>', 'file set the backup belongs to (needed with "latest")')
-    .action(async (backup: string, options: RestoreOptions, command: Command) => {
+    .option('--pitr', 'point-in-time recovery from a physical base backup and the archived WAL')
+    .option('--target-time <time>', 'with --pitr: recover to this moment, such as "2026-12-04 14:30:00+01:00"; without an offset it is local time of this machine (TZ)')
+    .option('--target-lsn <lsn>', 'with --pitr: recover to this WAL location, such as 0/3000028')
+    .option('--target-xid <xid>', 'with --pitr: recover to this transaction id')
+    .option('--target <name>', 'with --pitr: "latest" replays all archived WAL')
+    .option('--exclusive', 'with --pitr: stop just before the target instead of just after it')
+    .option('--data-dir <dir>', 'with --pitr: new or empty directory for the recovered cluster')
+    .option('--port <port>', 'with --pitr: port of the recovered server on 127.0.0.1 (default with --start: a free port)', positiveInt('--port'))
+    .option('--start', 'with --pitr: start the server, wait until recovery has ended and leave it running')
+    .option('--timeout <duration>', 'with --pitr --start: how long to wait for recovery to end, such as 30m or 2h (default: 1h)')
+    .option('--no-archive', 'with --pitr: turn WAL archiving off in the recovered server, for a test restore beside a live primary')
+    .action(async (backup: string | undefined, options: RestoreOptions, command: Command) => {
+      if (options.pitr) {
+        rejectFilesOptions(options, '--pitr');
+        return restorePointInTime(backup, options, command);
+      }
+      rejectPitrOptions(backup, options);
       if (options.to !== undefined) {
         checkFilesOptions(options, command);
         const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
         return restoreFiles(context, backup, options, options.to);
       }
-      if (options.force || options.files !== undefined) {
-        throw new UsageError(`${options.force ? '--force' : '--files'} applies to file-set restores, which need --to DIR`, {
-          code: 'usage.target',
-          hint: 'Add --to DIR to extract a file-set backup into a directory.',
-        });
-      }
+      rejectFilesOptions(options, 'a database restore');
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>());
       await rejectFilesBackup(context, backup, options.database);
       const databaseName = defaultDatabaseName(context.plan, options.database);
@@ -140,4 +154,26 @@ async function restoreFiles(context: PlanContext, backup: string, options: Resto
   process.stdout.write(
     `restored ${result.backup.id} from repository ${result.repository} into ${result.directory}: ${result.fileCount} files, ${formatBytes(result.fileBytes)} in ${formatDuration(result.durationMs)}\n`,
   );
+}
+
+/** Rejects --force and --files, which belong to file-set restores, in another kind of restore. */
+function rejectFilesOptions(options: RestoreOptions, restore: string): void {
+  if (options.to === undefined && !options.force && options.files === undefined) return;
+  const flag = options.to !== undefined ? '--to' : options.force ? '--force' : '--files';
+  throw new UsageError(`${flag} applies to file-set restores and cannot be used with ${restore}`, {
+    code: 'usage.target',
+    hint: 'Add --to DIR, without --pitr, to extract a file-set backup into a directory.',
+  });
+}
+
+/** Rejects the options that only --pitr takes, and a missing backup id. */
+function rejectPitrOptions(backup: string | undefined, options: RestoreOptions): asserts backup is string {
+  // --no-archive sets archive to false; commander sets it to true otherwise.
+  const stray = PITR_ONLY_OPTIONS.find(([key]) => (key === 'archive' ? options.archive === false : options[key] !== undefined));
+  if (stray) {
+    throw new UsageError(`${stray[1]} needs --pitr`, { code: 'usage.pitr', object: stray[1], hint: `Add --pitr for a point-in-time restore from a physical backup, or drop ${stray[1]}.` });
+  }
+  if (backup === undefined) {
+    throw new UsageError('restore needs a backup id, or "latest"', { code: 'usage.backup', hint: 'Run `drplan list` to see the backups, or use --pitr to recover to a point in time.' });
+  }
 }
