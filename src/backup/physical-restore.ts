@@ -68,6 +68,8 @@ export async function extractPhysicalBackup(context: PlanContext, entry: Catalog
 
 /** Creates the directory, or checks that it is empty: extracting over files would mix two clusters. */
 async function prepareEmptyDirectory(dir: string): Promise<void> {
+  // Missing parents get 0755: with the data directory's 0700 the server's user could not pass through them.
+  await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const entries = await readdir(dir);
   if (entries.length === 0) return;
