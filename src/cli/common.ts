@@ -64,7 +64,11 @@ export function printJson(value: unknown): void {
 /** Prints an error and its hint on stderr and returns the exit code for it. */
 export function reportError(error: unknown): number {
   if (error instanceof DrplanError) {
-    process.stderr.write(`drplan: error: ${error.message}\n`);
+    // Recovery asks for files past the end of the archive on purpose (the next
+    // timeline's history, the next segment); that answer lands in the server
+    // log on every restore and must not read as a failure there.
+    const expected = error.code === 'wal.missing';
+    process.stderr.write(expected ? `drplan: ${error.message}\n` : `drplan: error: ${error.message}\n`);
     if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
   } else {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -157,7 +157,7 @@ describe('wal archiving', () => {
   it('missing file exits 5 with one line', async () => {
     const result = await runCli(['--config', planFile, 'wal', 'fetch', '--database', 'main', '00000009.history', path.join(work, 'history')]);
     expect(result.code).toBe(5);
-    expect(result.stderr).toBe('drplan: error: WAL file 00000009.history not found in any repository\n');
+    expect(result.stderr).toBe('drplan: WAL file 00000009.history not found in any repository\n');
   });
 
   it('corrupt copy falls back to the next repository', async () => {
