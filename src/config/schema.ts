@@ -198,13 +198,15 @@ export const emailChannelSchema = z.strictObject({
   to: z.array(emailAddress).min(1, 'at least one recipient'),
 });
 
-export const PAGERDUTY_EVENTS_URL = 'https://events.pagerduty.com/v2/enqueue';
-
 export const pagerdutyChannelSchema = z.strictObject({
   name,
   type: z.literal('pagerduty'),
-  /** The Events API v2 enqueue endpoint. */
-  url: httpUrl.default(PAGERDUTY_EVENTS_URL),
+  /**
+   * The Events API v2 enqueue endpoint, such as PagerDuty's own
+   * https://events.pagerduty.com/v2/enqueue. Required: drplan sends nothing to
+   * a host the plan does not name.
+   */
+  url: httpUrl,
   /** The integration key of the PagerDuty service, written as ${VAR}. */
   routingKey: z.string().min(1),
 });

@@ -59,11 +59,11 @@ describe('drplan notify test', () => {
     expect(result.code).toBe(3);
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(5);
-    expect(lines[0]).toMatch(/^hook \(webhook\): delivered \(\d+ ms\)$/);
-    expect(lines[1]).toMatch(/^chat \(slack\): delivered \(\d+ ms\)$/);
-    expect(lines[2]).toMatch(/^pager \(pagerduty\): delivered \(\d+ ms\)$/);
-    expect(lines[3]).toMatch(/^mail \(email\): delivered \(\d+ ms\)$/);
-    expect(lines[4]).toMatch(new RegExp(`^dead \\(webhook\\): FAILED: 127\\.0\\.0\\.1:${deadPort}: connection refused \\(ECONNREFUSED\\) \\(\\d+ ms\\)$`));
+    expect(lines[0]).toMatch(/^hook \(webhook\): delivered \((\d+ ms|\d+\.\d s)\)$/);
+    expect(lines[1]).toMatch(/^chat \(slack\): delivered \((\d+ ms|\d+\.\d s)\)$/);
+    expect(lines[2]).toMatch(/^pager \(pagerduty\): delivered \((\d+ ms|\d+\.\d s)\)$/);
+    expect(lines[3]).toMatch(/^mail \(email\): delivered \((\d+ ms|\d+\.\d s)\)$/);
+    expect(lines[4]).toMatch(new RegExp(`^dead \\(webhook\\): FAILED: 127\\.0\\.0\\.1:${deadPort}: connection refused \\(ECONNREFUSED\\) \\((\\d+ ms|\\d+\\.\\d s)\\)$`));
     expect(result.stderr).toBe(
       'drplan: error: test alert failed on 1 of 5 channels: dead\nhint: Check the URL, host, port and credentials of each failed channel; the reason is shown next to it.\n',
     );

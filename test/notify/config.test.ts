@@ -53,7 +53,7 @@ describe('notifications defaults', () => {
     await writeNotifications({
       channels: [
         hook,
-        { name: 'pager', type: 'pagerduty', routingKey: '${PD_KEY}' },
+        { name: 'pager', type: 'pagerduty', url: 'http://127.0.0.1:8081/v2/enqueue', routingKey: '${PD_KEY}' },
         { name: 'mail', type: 'email', host: '127.0.0.1', port: 25, from: 'drplan@shop.test', to: ['ops@shop.test'] },
       ],
     });
@@ -63,7 +63,7 @@ describe('notifications defaults', () => {
     expect(plan.notifications).toEqual({
       channels: [
         hook,
-        { name: 'pager', type: 'pagerduty', url: 'https://events.pagerduty.com/v2/enqueue', routingKey: 'pd-routing-key-0123456789' },
+        { name: 'pager', type: 'pagerduty', url: 'http://127.0.0.1:8081/v2/enqueue', routingKey: 'pd-routing-key-0123456789' },
         { name: 'mail', type: 'email', host: '127.0.0.1', port: 25, secure: false, requireTLS: false, from: 'drplan@shop.test', to: ['ops@shop.test'] },
       ],
       suppressFor: '1h',
@@ -128,6 +128,7 @@ describe('notifications errors', () => {
       '  notifications.channels[0].url: missing; this field is required',
       '  notifications.channels[1].from: missing; this field is required',
       '  notifications.channels[1].to: missing; this field is required',
+      '  notifications.channels[2].url: missing; this field is required',
       '  notifications.channels[2].routingKey: missing; this field is required',
       '  notifications.channels[3].name: missing; this field is required',
     ]);
@@ -197,7 +198,7 @@ describe('notifications errors', () => {
   });
 
   it('escaped variable is literal', async () => {
-    const error = await loadError({ channels: [{ name: 'pager', type: 'pagerduty', routingKey: '$${PD_KEY}' }] });
+    const error = await loadError({ channels: [{ name: 'pager', type: 'pagerduty', url: 'http://127.0.0.1:8081/v2/enqueue', routingKey: '$${PD_KEY}' }] });
 
     expect(error.code).toBe('config.secret');
   });
@@ -217,7 +218,7 @@ describe('notifications errors', () => {
   });
 
   it('unset secret variable named', async () => {
-    await writeNotifications({ channels: [{ name: 'pager', type: 'pagerduty', routingKey: '${PAGERDUTY_KEY}' }] });
+    await writeNotifications({ channels: [{ name: 'pager', type: 'pagerduty', url: 'http://127.0.0.1:8081/v2/enqueue', routingKey: '${PAGERDUTY_KEY}' }] });
 
     const error = await loadPlan(file, {}).catch((err: unknown) => err as ConfigError);
 
