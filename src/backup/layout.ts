@@ -4,6 +4,8 @@
  *
  *   backups/<database>/<id>.dump.zst         pg_dump custom format, compressed
  *   backups/<database>/<id>.globals.sql.zst  pg_dumpall --globals-only
+ *   backups/<database>/<id>.base.tar.zst     pg_basebackup tar stream (physical backups)
+ *   backups/<database>/<id>.manifest.zst     backup_manifest of that base backup
  *   backups/<database>/<id>.meta.json        metadata, written last (the commit point)
  *
  * Backups with a chosen name and pre-restore safety backups go under
@@ -51,6 +53,21 @@ export function backupKeys(area: Area, database: string, id: string, compression
     globals: `${base}.globals.sql${fileExtension(compression)}`,
     meta: `${base}${META_SUFFIX}`,
   };
+}
+
+/** Returns the keys of one physical base backup's objects. */
+export function physicalBackupKeys(area: Area, database: string, id: string, compression: Compression) {
+  const base = `${area}/${database}/${id}`;
+  return {
+    archive: `${base}.base.tar${fileExtension(compression)}`,
+    manifest: `${base}.manifest${fileExtension(compression)}`,
+    meta: `${base}${META_SUFFIX}`,
+  };
+}
+
+/** Returns every key that a backup of any kind named `id` would use, for clash checks. */
+export function keysOfAnyKind(area: Area, database: string, id: string, compression: Compression): string[] {
+  return [...new Set([...Object.values(backupKeys(area, database, id, compression)), ...Object.values(physicalBackupKeys(area, database, id, compression))])];
 }
 
 /** Returns the key prefix of a database's backups in one area. */

@@ -129,6 +129,16 @@ export function asLogical(meta: BackupMetadata): LogicalMetadata {
   throw new UsageError(`backup ${meta.id} is a ${meta.kind} backup, not a pg_dump archive`, { code: 'backup.kind', object: meta.id, hint });
 }
 
+/** Narrows to a physical base backup; any other kind is a usage error. */
+export function asPhysical(meta: BackupMetadata): PhysicalMetadata {
+  if (meta.kind === 'physical') return meta;
+  throw new UsageError(`backup ${meta.id} is a ${meta.kind} backup, not a physical base backup`, {
+    code: 'backup.kind',
+    object: meta.id,
+    hint: 'Choose a backup taken with `drplan backup --kind physical` (`drplan list` shows the kind).',
+  });
+}
+
 /** What the backup is of: the database name, or the file set name. */
 export function subjectOf(meta: BackupMetadata): string {
   return meta.kind === 'files' ? meta.fileset : meta.database;

@@ -24,6 +24,7 @@ export function registerList(program: Command): void {
       const rows = catalog.entries.map((entry) => ({
         id: entry.id,
         database: entry.database,
+        kind: entry.meta.kind,
         origin: entry.meta.origin,
         finishedAt: entry.meta.finishedAt,
         storedBytes: entry.meta.storedBytes,
@@ -57,16 +58,16 @@ function verificationText(v: ReturnType<typeof summarizeVerification>): string {
 }
 
 function printTable(
-  rows: { id: string; database: string; finishedAt: string; storedBytes: number; repositories: string[]; flags: { code: string }[]; lastVerification: ReturnType<typeof summarizeVerification> }[],
+  rows: { id: string; database: string; kind: string; finishedAt: string; storedBytes: number; repositories: string[]; flags: { code: string }[]; lastVerification: ReturnType<typeof summarizeVerification> }[],
 ): void {
   if (rows.length === 0) {
     process.stdout.write('no backups\n');
     return;
   }
-  const lines = [['ID', 'DATABASE', 'FINISHED (UTC)', 'SIZE', 'REPOSITORIES', 'LAST VERIFICATION', 'FLAGS']];
+  const lines = [['ID', 'DATABASE', 'KIND', 'FINISHED (UTC)', 'SIZE', 'REPOSITORIES', 'LAST VERIFICATION', 'FLAGS']];
   for (const row of rows) {
     const flags = row.flags.map((f) => f.code).join(',');
-    lines.push([row.id, row.database, row.finishedAt.replace('T', ' ').slice(0, 19), formatBytes(row.storedBytes), row.repositories.join(','), verificationText(row.lastVerification), flags]);
+    lines.push([row.id, row.database, row.kind, row.finishedAt.replace('T', ' ').slice(0, 19), formatBytes(row.storedBytes), row.repositories.join(','), verificationText(row.lastVerification), flags]);
   }
   const widths = lines[0]!.map((_, column) => Math.max(...lines.map((line) => line[column]!.length)));
   for (const line of lines) process.stdout.write(`${line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);

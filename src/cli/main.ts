@@ -14,6 +14,7 @@ import { registerRepo } from './repo.js';
 import { registerStatus } from './status.js';
 import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
+import { registerWal } from './wal.js';
 
 export function buildProgram(): Command {
   const program = new Command('drplan')
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerPrune(program);
   registerStatus(program);
   registerRepo(program);
+  registerWal(program);
   return program;
 }
 

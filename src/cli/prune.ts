@@ -43,9 +43,12 @@ function printReport(report: PruneReport): void {
     const deleted = repo.decisions.filter((d) => d.delete);
     process.stdout.write(`repository ${repo.repository}: ${verb} ${deleted.length} of ${repo.decisions.length} backups, ${repo.partials.length} partial objects\n`);
     for (const d of repo.decisions) {
-      process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${d.database}/${d.id} (${d.class}): ${d.rule}\n`);
+      process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${d.database}/${d.id} (${d.kind}, ${d.class}): ${d.rule}\n`);
     }
     for (const p of repo.partials) process.stdout.write(`  ${verb} partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified})\n`);
     for (const w of repo.incomplete) process.stdout.write(`  ${report.dryRun ? 'would remove' : 'removed'} incomplete write ${w.key} (started ${w.started})\n`);
+    for (const w of repo.wal.filter((item) => item.files > 0)) {
+      process.stdout.write(`  ${verb} ${w.files} archived WAL files of ${w.database} before ${w.keepFrom} (${formatBytes(w.bytes)})\n`);
+    }
   }
 }

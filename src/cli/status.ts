@@ -45,6 +45,7 @@ function printReport(report: StatusReport): void {
     process.stdout.write(`  RPO  ${objectiveLine(d.rpo)}${backup}\n`);
     const proof = d.rto.verification ? ` (test restore of ${d.rto.verification.backupId} at ${d.rto.verification.finishedAt})` : ' (no passed deep verification)';
     process.stdout.write(`  RTO  ${objectiveLine(d.rto)}${proof}\n`);
+    process.stdout.write(`  WAL  ${walLine(d.wal)}\n`);
     if (d.lastFailure) process.stdout.write(`  last failure: ${d.lastFailure.kind} at ${d.lastFailure.at}: ${d.lastFailure.message.split('\n')[0]}\n`);
   }
   process.stdout.write('\nrepositories\n');
@@ -52,6 +53,17 @@ function printReport(report: StatusReport): void {
     const state = r.reachable ? 'reachable' : `UNREACHABLE: ${r.error ?? 'could not list'}`;
     process.stdout.write(`  ${r.repository}: ${state}, ${r.backups} ${r.backups === 1 ? 'backup' : 'backups'}, ${formatBytes(r.bytes)}\n`);
   }
+}
+
+function walLine(wal: StatusReport['databases'][number]['wal']): string {
+  if (wal.files === 0) return 'nothing archived';
+  const ranges = wal.timelines.map((t) => `timeline ${t.timeline} ${t.first} to ${t.last}`).join(', ');
+  const gaps = wal.timelines.flatMap((t) => t.gaps.map((g) => (g.count === 1 ? g.first : `${g.first} to ${g.last}`)));
+  const broken = wal.chains.filter((c) => !c.ok).map((c) => c.backupId);
+  const age = wal.rpoSeconds === null ? '' : `, newest ${formatAge(wal.rpoSeconds * 1000)} ago`;
+  const gapText = gaps.length > 0 ? `, gaps: ${gaps.join(', ')}` : ', no gaps';
+  const chainText = broken.length > 0 ? `, BROKEN chain of ${broken.join(', ')}` : '';
+  return `${ranges}${age}${gapText}${chainText}`;
 }
 
 function objectiveLine(o: ObjectiveStatus): string {

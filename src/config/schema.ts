@@ -56,7 +56,26 @@ export const backupSchema = z.strictObject({
   tempDir: z.string().optional(),
   /** How long a backup waits for another run on the same database to finish; 0s fails at once. */
   lockTimeout: duration.default('0s'),
+  /**
+   * How long a physical backup waits, once pg_basebackup has sent the data,
+   * for the WAL segment holding its stop LSN to be archived in every repository.
+   */
+  archiveTimeout: duration.default('60s'),
 });
+
+export const walSchema = z
+  .strictObject({
+    /** Queue WAL files in a local spool directory and upload them in the background. */
+    async: z.boolean().default(false),
+    /** Absolute path of the spool directory; required with async. */
+    spoolDir: z.string().optional(),
+    /** Files the spool holds before `wal push` fails and PostgreSQL keeps the segment in pg_wal. */
+    maxQueue: z.number().int().positive().default(64),
+  })
+  .refine((wal) => !wal.async || (wal.spoolDir !== undefined && wal.spoolDir.startsWith('/')), {
+    message: 'wal.async needs wal.spoolDir, an absolute path on local disk such as /var/lib/drplan/spool',
+    path: ['spoolDir'],
+  });
 
 const objectiveTable = z.record(z.string(), duration);
 
@@ -132,7 +151,8 @@ export const planSchema = z.strictObject({
   objectives: objectivesSchema.optional(),
   databases: z.array(databaseSchema).min(1, 'at least one database'),
   repositories: z.array(repositorySchema).min(1, 'at least one repository'),
-  backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s' }),
+  backup: backupSchema.default({ compression: 'zstd', lockTimeout: '0s', archiveTimeout: '60s' }),
+  wal: walSchema.default({ async: false, maxQueue: 64 }),
   files: z.array(filesetSchema).optional(),
   jobs: z.array(jobSchema).optional(),
   verify: verifySchema.optional(),
@@ -147,4 +167,5 @@ export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type Compression = Plan['backup']['compression'];
 export type RetentionRules = z.infer<typeof retentionRulesSchema>;
 export type RetentionConfig = z.infer<typeof retentionSchema>;
+export type WalConfig = z.infer<typeof walSchema>;
 export type VerifyCheck = z.infer<typeof verifyCheckSchema>;

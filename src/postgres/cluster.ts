@@ -9,8 +9,9 @@ import { access, chown, constants, mkdir, mkdtemp, readFile, readdir, rm, stat, 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortedError, ConfigError, ToolError } from '../errors.js';
+import { AbortedError, ToolError } from '../errors.js';
 import { runProcess } from '../util/process.js';
+import { renderSetting } from './config-file.js';
 
 const POSTGRES_ROOT = '/usr/lib/postgresql';
 const HOST = '127.0.0.1';
@@ -44,7 +45,7 @@ export interface ClusterOptions {
 }
 
 /** User and group for initdb and the server: `postgres` when drplan runs as root, because PostgreSQL does not run as root. */
-interface ServerOwner {
+export interface ServerOwner {
   uid?: number;
   gid?: number;
 }
@@ -90,7 +91,8 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
   }
 }
 
-async function serverOwner(signal?: AbortSignal): Promise<ServerOwner> {
+/** Returns the user to run PostgreSQL as: `postgres` when drplan runs as root, else the current user (empty). */
+export async function serverOwner(signal?: AbortSignal): Promise<ServerOwner> {
   if (process.getuid?.() !== 0) return {};
   const lookup = (flag: string) =>
     runProcess('id', [flag, SUPERUSER], { operation: 'look up the postgres system user', signal, timeoutMs: 10_000 });
@@ -219,7 +221,7 @@ async function isRunning(dataDir: string): Promise<boolean> {
 }
 
 /** Returns a port that was free on 127.0.0.1 a moment ago. Another process may take it before the server binds it. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -231,14 +233,7 @@ function freePort(): Promise<number> {
 }
 
 function renderSettings(settings: Record<string, string>): string {
-  const lines = Object.entries(settings).map(([name, value]) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) {
-      throw new ConfigError(`invalid PostgreSQL setting name: ${JSON.stringify(name)}`, { code: 'postgres.setting_invalid', object: name });
-    }
-    // The configuration file parser reads backslash escapes inside quoted values.
-    const quoted = value.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-    return `${name} = '${quoted}'`;
-  });
+  const lines = Object.entries(settings).map(([name, value]) => renderSetting(name, value));
   return `# Written by drplan for a throwaway cluster.\n${lines.join('\n')}\n`;
 }
 

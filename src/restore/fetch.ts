@@ -52,11 +52,16 @@ export async function fetchVerified(entry: CatalogEntry, tempRoot: string, log: 
     }
   }
   await dispose();
+  throw noUsableCopy(entry, failures, corrupted);
+}
+
+/** Returns the error for a backup none of whose copies could be used: an integrity error when any copy was corrupted. */
+export function noUsableCopy(entry: CatalogEntry, failures: string[], corrupted: boolean): IntegrityError | StorageError {
   const message = `no usable copy of backup ${entry.id}:\n  ${failures.join('\n  ')}`;
   if (corrupted) {
-    throw new IntegrityError(message, { code: 'restore.nocopy', object: entry.id, hint: 'Every copy is missing, unreadable or corrupted; restore an older backup (`drplan list`).' });
+    return new IntegrityError(message, { code: 'restore.nocopy', object: entry.id, hint: 'Every copy is missing, unreadable or corrupted; restore an older backup (`drplan list`).' });
   }
-  throw new StorageError(message, { code: 'restore.unreadable', object: entry.id, hint: 'No copy could be read; check that the repositories are reachable, then run the restore again.' });
+  return new StorageError(message, { code: 'restore.unreadable', object: entry.id, hint: 'No copy could be read; check that the repositories are reachable, then run the restore again.' });
 }
 
 async function downloadChecked(copy: BackupCopy, file: string, signal?: AbortSignal): Promise<void> {
@@ -87,7 +92,11 @@ async function readGlobals(copy: BackupCopy, globals: StoredObject, signal?: Abo
   return sql;
 }
 
-function checkDigest(copy: BackupCopy, key: string, bytes: number, actual: string, expectedBytes: number, expected: string, cause: unknown): void {
+/**
+ * Checks the bytes read of a stored object against its metadata; `cause` is
+ * the error of the step that consumed them, if any.
+ */
+export function checkDigest(copy: BackupCopy, key: string, bytes: number, actual: string, expectedBytes: number, expected: string, cause: unknown): void {
   if (cause instanceof NotFoundError) throw cause;
   // The stored bytes matched, so a failure after them (disk full, zstd missing) is not corruption.
   if (actual === expected && bytes === expectedBytes) {

@@ -4,17 +4,19 @@
  */
 import type { CatalogEntry, BackupCopy } from '../backup/catalog.js';
 import { isGood, readCatalog } from '../backup/catalog.js';
-import { storedObjects } from '../backup/metadata.js';
+import { storedObjects, type BackupMetadata, type PhysicalMetadata } from '../backup/metadata.js';
 import type { RetentionConfig, RetentionRules } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { keyStamp, parseDuration } from '../util/duration.js';
+import { pruneWal, type WalPruneResult } from '../wal/retention.js';
 import { decideRetention, type RetentionDecision } from './policy.js';
 
 export interface PruneDecision extends RetentionDecision {
   class: 'scheduled' | 'manual' | 'pre_restore';
+  kind: BackupMetadata['kind'];
 }
 
 export interface RepositoryPrune {
@@ -24,6 +26,8 @@ export interface RepositoryPrune {
   partials: { key: string; size: number; modified: string }[];
   /** Temporary files and unfinished multipart uploads older than the grace period. */
   incomplete: { key: string; started: string; uploadId?: string }[];
+  /** Archived WAL older than the oldest kept physical base backup, per database. */
+  wal: WalPruneResult[];
   warnings: string[];
 }
 
@@ -52,6 +56,7 @@ export async function runPrune(context: PlanContext, options: PruneOptions): Pro
     const copies = catalog.entries.flatMap((entry) => entry.copies.filter((c) => c.storage === listing.storage).map((copy) => ({ entry, copy })));
     const result = planRepository(context, listing.storage.name, config.retention, copies, listing.objects, options.now);
     result.incomplete = await findIncomplete(listing.storage, graceCutoff(config.retention, options.now));
+    result.wal = await planWalPrune(context, listing.storage, result, copies);
     if (!options.dryRun) await applyRepository(context, listing.storage, result, copies, options.signal);
     report.repositories.push(result);
   }
@@ -67,16 +72,18 @@ function planRepository(
   now: Date,
 ): RepositoryPrune {
   const decisions: PruneDecision[] = [];
+  // Each database, kind and origin is its own group, so keepLast: 7 keeps
+  // seven logical and seven physical backups rather than seven of either.
   const byGroup = new Map<string, { entry: CatalogEntry; copy: BackupCopy }[]>();
   for (const item of copies) {
-    const group = `${item.entry.database}\u0000${item.entry.meta.origin}`;
+    const group = `${item.entry.database}\u0000${item.entry.meta.kind}\u0000${item.entry.meta.origin}`;
     byGroup.set(group, [...(byGroup.get(group) ?? []), item]);
   }
   for (const items of byGroup.values()) {
-    const origin = items[0]!.entry.meta.origin;
+    const { origin, kind } = items[0]!.entry.meta;
     const rules = rulesFor(context, retention, origin);
     const candidates = items.map(({ entry }) => ({ id: entry.id, database: entry.database, time: new Date(entry.meta.startedAt), good: isGood(entry) }));
-    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin })));
+    decisions.push(...decideRetention(candidates, rules, now).map((d) => ({ ...d, class: origin, kind })));
   }
   // Each class is decided on its own, so a warning that no good backup remains
   // is false while another class still keeps a good backup of that database.
@@ -86,7 +93,7 @@ function planRepository(
   }
   const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
   const partials = findPartials(objects, graceCutoff(retention, now)).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
-  return { repository, decisions, partials, incomplete: [], warnings };
+  return { repository, decisions, partials, incomplete: [], wal: [], warnings };
 }
 
 /**
@@ -118,7 +125,7 @@ function rulesFor(context: PlanContext, retention: RetentionConfig | undefined, 
   return rules;
 }
 
-const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
+const BACKUP_SUFFIX = /(\.dump(\.zst|\.gz)?|\.globals\.sql(\.zst|\.gz)?|\.base\.tar(\.zst|\.gz)?|\.manifest(\.zst|\.gz)?|\.meta\.json|\.verify-\d{8}T\d{9}Z\.json)$/;
 
 /** Objects of a backup whose metadata is missing, last modified before `before`. */
 export function findPartials(objects: ObjectInfo[], before: number): ObjectInfo[] {
@@ -132,6 +139,7 @@ async function applyRepository(context: PlanContext, storage: Storage, result: R
     ...result.decisions.filter((d) => d.delete).map((d) => d.database),
     ...result.partials.map((p) => databaseOfKey(p.key)),
     ...result.incomplete.map((w) => databaseOfKey(w.key)),
+    ...result.wal.filter((w) => w.files > 0).map((w) => w.database),
   ]);
   // Everything is deleted under the database's lock, so no backup of it runs meanwhile.
   for (const database of databases) {
@@ -143,11 +151,31 @@ async function applyRepository(context: PlanContext, storage: Storage, result: R
         log.info({ backupId: decision.id, database, rule: decision.rule }, 'backup deleted');
       }
       await removeLeftovers(storage, result, database, log);
+      // After the backups: the WAL a deleted backup needed goes with it, and what a kept one needs stays.
+      const walIndex = result.wal.findIndex((w) => w.database === database);
+      if (walIndex >= 0) result.wal[walIndex] = await pruneWal(storage, database, keptPhysical(result, copies, database), { dryRun: false, log });
     } finally {
       await lock.release();
     }
   }
   await recordPrune(storage, result);
+}
+
+/** Counts, without deleting, the archived WAL each database's kept physical backups no longer need. */
+async function planWalPrune(context: PlanContext, storage: Storage, result: RepositoryPrune, copies: { entry: CatalogEntry; copy: BackupCopy }[]): Promise<WalPruneResult[]> {
+  const log = context.log.child({ component: 'prune', repository: storage.name });
+  const databases = [...new Set(copies.filter((c) => c.entry.meta.kind === 'physical').map((c) => c.entry.database))];
+  const planned: WalPruneResult[] = [];
+  for (const database of databases) planned.push(await pruneWal(storage, database, keptPhysical(result, copies, database), { dryRun: true, log }));
+  return planned;
+}
+
+/** Returns the database's physical backups on this repository that retention keeps. */
+function keptPhysical(result: RepositoryPrune, copies: { entry: CatalogEntry; copy: BackupCopy }[], database: string): PhysicalMetadata[] {
+  const deleted = new Set(result.decisions.filter((d) => d.delete && d.database === database).map((d) => d.id));
+  return copies
+    .filter((c) => c.entry.database === database && c.copy.meta.kind === 'physical' && !deleted.has(c.entry.id))
+    .map((c) => c.copy.meta as PhysicalMetadata);
 }
 
 /** Returns the database of a key in the backup areas (`<area>/<database>/...`). */
@@ -177,8 +205,9 @@ async function deleteCopy(storage: Storage, copy: BackupCopy): Promise<void> {
 
 async function recordPrune(storage: Storage, result: RepositoryPrune): Promise<void> {
   const deleted = result.decisions.filter((d) => d.delete);
-  if (deleted.length === 0 && result.partials.length === 0 && result.incomplete.length === 0) return;
+  const walFiles = result.wal.reduce((sum, w) => sum + w.files, 0);
+  if (deleted.length === 0 && result.partials.length === 0 && result.incomplete.length === 0 && walFiles === 0) return;
   const stamp = keyStamp(new Date());
-  const record = { formatVersion: 1, at: new Date().toISOString(), deleted, partials: result.partials, incomplete: result.incomplete, warnings: result.warnings };
+  const record = { formatVersion: 1, at: new Date().toISOString(), deleted, partials: result.partials, incomplete: result.incomplete, wal: result.wal, warnings: result.warnings };
   await storage.put(`prune/${stamp}.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
 }

@@ -7,6 +7,7 @@ import { isGood, readCatalog, readVerification, type Catalog, type CatalogEntry 
 import type { DatabaseConfig, Plan } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { parseDuration } from '../util/duration.js';
+import { analyzeWal, type WalAnalysis } from '../wal/analyze.js';
 import type { VerificationRecord } from '../verify/records.js';
 import { lastFailureEvent, type FailureEvent } from './events.js';
 
@@ -25,6 +26,8 @@ export interface DatabaseStatus {
   rpo: ObjectiveStatus & { newestGoodBackup: { id: string; time: string } | null };
   rto: ObjectiveStatus & { verification: { backupId: string; finishedAt: string; restoreMs: number } | null };
   lastFailure: FailureEvent | null;
+  /** Archived WAL: range per timeline, gaps, base backup chains and the WAL RPO. */
+  wal: WalAnalysis;
 }
 
 export interface RepositoryStatus {
@@ -72,6 +75,7 @@ async function databaseStatus(context: PlanContext, catalog: Catalog, database: 
       verification: verification ? { backupId: verification.backupId, finishedAt: verification.finishedAt, restoreMs: verification.restoreMs! } : null,
     },
     lastFailure: (await lastFailureOf(context, entries, database.name)) ?? null,
+    wal: await analyzeWal(context, database.name, { catalog, now }),
   };
 }
 

@@ -4,6 +4,7 @@
  * program, its exit code and the last lines it printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { AbortedError, ToolError } from '../errors.js';
 
 const STDERR_KEEP_BYTES = 16 * 1024;
@@ -134,4 +135,23 @@ function waitForExit(
 
 function lastLines(text: string, count: number): string {
   return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+/**
+ * Starts `program` in its own session, with stdout and stderr appended to
+ * `logFile`, and does not wait for it: it outlives drplan. For background
+ * workers such as the WAL uploader, which must keep running after the
+ * archive_command that started it has returned.
+ */
+export function startDetached(program: string, args: string[], options: { logFile: string; env?: NodeJS.ProcessEnv; cwd?: string }): number | undefined {
+  const fd = openSync(options.logFile, 'a', 0o600);
+  try {
+    const child = spawn(program, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', fd, fd], detached: true });
+    // A failed start is reported by the missing pid; the error event must not crash the caller.
+    child.once('error', () => undefined);
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
 }

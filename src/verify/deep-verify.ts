@@ -1,7 +1,8 @@
 /**
  * Deep verification: the checksum verification, then a real test restore
  * into a scratch database, a row count comparison for every table, the
- * plan's own checks, and a record of the result on every repository.
+ * plan's own checks, and a record of the result on every repository. A
+ * physical base backup is instead extracted and checked with pg_verifybackup.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -12,6 +13,7 @@ import type { PlanContext } from '../context.js';
 import { AbortedError } from '../errors.js';
 import { connectionTarget, quoteIdent, withClient } from '../postgres/connection.js';
 import { runRestore, type RestorePlan } from '../restore/restore-backup.js';
+import { verifyBaseBackup } from './deep-verify-physical.js';
 import { openScratchServer } from './scratch.js';
 import { storeVerification, type VerificationRecord } from './records.js';
 import { failuresOf, verifyBackup } from './verify-backup.js';
@@ -38,8 +40,9 @@ export async function deepVerify(context: PlanContext, entry: CatalogEntry, sign
     checks: [],
   };
 
-  if (checksum.copies.some((c) => c.ok)) await testRestore(context, entry, record, signal);
-  else failures.push(`backup ${entry.id}: no copy passed the checksum verification, so no test restore was run`);
+  if (!checksum.copies.some((c) => c.ok)) failures.push(`backup ${entry.id}: no copy passed the checksum verification, so no test restore was run`);
+  else if (entry.meta.kind === 'physical') await verifyBaseBackup(context, entry, record, signal);
+  else await testRestore(context, entry, record, signal);
 
   record.ok = failures.length === 0;
   record.finishedAt = new Date().toISOString();

@@ -17,7 +17,7 @@ export const verificationSchema = z.object({
   ok: z.boolean(),
   startedAt: z.string(),
   finishedAt: z.string(),
-  /** Download plus pg_restore into the scratch database, in milliseconds (deep only). */
+  /** Download plus pg_restore into the scratch database, or for a physical backup download, extraction and pg_verifybackup, in milliseconds (deep only). */
   restoreMs: z.number().optional(),
   target: z.string().optional(),
   /** Problems with the checked copies; any of them makes `ok` false. */

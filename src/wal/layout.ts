@@ -24,6 +24,11 @@ export function isSegmentName(name: string): boolean {
   return SEGMENT.test(name);
 }
 
+/** True for any file name PostgreSQL archives: segment, history, partial or backup file. */
+export function isWalFileName(name: string): boolean {
+  return WAL_FILE.test(name);
+}
+
 /** Rejects anything that is not a file name PostgreSQL archives, before it becomes part of a key. */
 export function assertWalFileName(name: string): void {
   if (!WAL_FILE.test(name)) {

@@ -87,3 +87,41 @@ export async function writeFakeBackup(dir: string, backup: FakeBackup): Promise<
   }
   return keys;
 }
+
+/** Writes the metadata of a physical base backup (no data objects) whose WAL starts at `firstSegment` on timeline 1. */
+export async function writeFakePhysicalBackup(dir: string, backup: { id: string; database: string; startedAt: Date; firstSegment: string }): Promise<string> {
+  const base = `backups/${backup.database}/${backup.id}`;
+  const object = (key: string) => ({ key, bytes: 1, sha256: '0'.repeat(64) });
+  const meta = {
+    formatVersion: 1,
+    id: backup.id,
+    database: backup.database,
+    kind: 'physical',
+    origin: 'scheduled',
+    startedAt: backup.startedAt.toISOString(),
+    finishedAt: new Date(backup.startedAt.getTime() + 60_000).toISOString(),
+    durationMs: 60_000,
+    server: { version: '15.0', major: 15 },
+    tool: { program: 'pg_basebackup', version: '15.0' },
+    drplanVersion: '0.1.0',
+    format: 'tar',
+    compression: { algorithm: 'zstd', level: 3 },
+    rawBytes: 1,
+    storedBytes: 1,
+    sha256: '0'.repeat(64),
+    archive: object(`${base}.tar.zst`),
+    manifest: object(`${base}.manifest.zst`),
+    repositories: ['local'],
+    wal: {
+      systemIdentifier: '1',
+      timeline: 1,
+      startLsn: '0/0',
+      stopLsn: '0/0',
+      firstSegment: backup.firstSegment,
+      lastSegment: backup.firstSegment,
+      walSegmentSize: 16 * 1024 * 1024,
+    },
+  };
+  await writeObject(dir, `${base}.meta.json`, `${JSON.stringify(meta, null, 2)}\n`);
+  return `${base}.meta.json`;
+}

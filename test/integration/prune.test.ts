@@ -399,8 +399,8 @@ describe('prune', () => {
     const lines = result.stdout.split('\n');
     expect(lines[0]).toBe('repository local: deleted 86 of 102 backups, 1 partial objects');
     for (const [origin, id, rule] of mainDeletions()) expect(lines).toContain(`  deleted app/${id} (${origin}): ${rule}`);
-    expect(lines).toContain(`  keep app/${scheduled(0).id} (scheduled): newest good`);
-    expect(lines).toContain(`  keep app/${MANUAL.id} (manual): newest good`);
+    expect(lines).toContain(`  keep app/${scheduled(0).id} (logical, scheduled): newest good`);
+    expect(lines).toContain(`  keep app/${MANUAL.id} (logical, manual): newest good`);
     expect(lines).toContain(`  deleted partial object ${OLD_PARTIAL} (48 B, modified 2026-12-01T03:05:00.000Z)`);
     expect(lines.filter((line) => line.startsWith('  deleted ')).length).toBe(87);
   });

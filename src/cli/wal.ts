@@ -1,0 +1,122 @@
+/**
+ * `drplan wal push|fetch|status`: PostgreSQL's archive_command and
+ * restore_command, and the state of the archive. PostgreSQL starts push once
+ * per WAL file, so the library loads only when a subcommand runs.
+ */
+import type { Command } from 'commander';
+import path from 'node:path';
+import { resolveConfigPath } from '../config/load.js';
+import { selectDatabase } from '../context.js';
+import { IntegrityError, StorageError, UsageError } from '../errors.js';
+import type { WalAnalysis } from '../wal/analyze.js';
+import { interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
+
+export function registerWal(program: Command): void {
+  const wal = program.command('wal').description('continuous WAL archiving for point-in-time recovery');
+
+  wal
+    .command('push')
+    .description('archive one WAL file on every repository (archive_command: drplan wal push --database NAME %p); exits 0 only when all hold it')
+    .requiredOption('--database <name>', 'database of the plan whose server produced the file')
+    .option('--drain', 'upload the files queued in the spool directory (asynchronous mode), then exit')
+    .argument('[path]', 'the WAL file, relative to the data directory (%p)')
+    .action(async (file: string | undefined, options: { database: string; drain?: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const context = await loadContext(globals, { repositoriesOnly: true });
+      const database = selectDatabase(context.plan, options.database).name;
+      if (options.drain) {
+        const { drainSpool } = await import('../wal/spool.js');
+        await drainSpool(context, database, interruptSignal());
+        return;
+      }
+      if (file === undefined) {
+        throw new UsageError('wal push needs the path of the WAL file, or --drain', { code: 'usage.wal_path', hint: "In postgresql.conf: archive_command = 'drplan wal push --database NAME %p'." });
+      }
+      const { readWalFile } = await import('../wal/push.js');
+      const { fileName, bytes } = await readWalFile(file);
+      if (context.plan.wal.async) {
+        const { spoolWalFile } = await import('../wal/spool.js');
+        await spoolWalFile(context, database, fileName, bytes, uploaderCommand(globals, database));
+        return;
+      }
+      const { archiveWalFile } = await import('../wal/archive.js');
+      await archiveWalFile(context, database, fileName, bytes);
+    });
+
+  wal
+    .command('fetch')
+    .description('restore one archived WAL file (restore_command: drplan wal fetch --database NAME %f %p); exits 5 when no repository has it')
+    .requiredOption('--database <name>', 'database of the plan whose archive to read')
+    .argument('<file>', 'WAL file name (%f)')
+    .argument('<destination>', 'where to write it, relative to the data directory (%p)')
+    .action(async (file: string, destination: string, options: { database: string }, command: Command) => {
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
+      const database = selectDatabase(context.plan, options.database).name;
+      const { fetchWalFile } = await import('../wal/fetch.js');
+      await fetchWalFile(context, database, file, destination);
+    });
+
+  wal
+    .command('status')
+    .description('archived WAL per timeline, gaps, each base backup\'s chain and the WAL RPO; exits 4 when a gap breaks a chain')
+    .option('--database <name>', 'only this database')
+    .option('--json', 'print the result as JSON')
+    .action(async (options: { database?: string; json?: boolean }, command: Command) => {
+      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
+      const databases = options.database ? [selectDatabase(context.plan, options.database).name] : context.plan.databases.map((d) => d.name);
+      const { analyzeWal } = await import('../wal/analyze.js');
+      const { readCatalog } = await import('../backup/catalog.js');
+      const catalog = await readCatalog(context);
+      const results: WalAnalysis[] = [];
+      for (const database of databases) results.push(await analyzeWal(context, database, { catalog }));
+      if (options.json) printJson(results);
+      else for (const result of results) printAnalysis(result);
+      raiseForProblems(results);
+    });
+}
+
+/** Returns the command line of the background uploader for one database. */
+function uploaderCommand(globals: GlobalOptions, database: string) {
+  const args = [path.resolve(process.argv[1]!), '--config', path.resolve(resolveConfigPath(globals.config))];
+  if (globals.logLevel) args.push('--log-level', globals.logLevel);
+  args.push('wal', 'push', '--database', database, '--drain');
+  return { program: process.execPath, args };
+}
+
+function printAnalysis(result: WalAnalysis): void {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`database ${result.database}: ${result.files} archived WAL files`);
+  for (const t of result.timelines) {
+    out(`  timeline ${t.timeline}: ${t.first} to ${t.last} (${t.segments} segments)`);
+    for (const gap of t.gaps) out(`    gap: ${gapText(gap)}`);
+  }
+  if (result.newest) out(`  newest: ${result.newest.name} archived ${result.newest.modified} (WAL RPO ${result.rpoSeconds} s)`);
+  else out('  nothing archived yet');
+  if (result.chains.length === 0) out('  no physical base backup');
+  for (const chain of result.chains) {
+    const state = chain.ok ? 'continuous' : `BROKEN, missing ${chain.gaps.map(gapText).join(', ')}`;
+    out(`  base backup ${chain.backupId}: ${chain.firstSegment} to ${chain.until} on timelines ${chain.timelines.join(', ')}: ${state}`);
+  }
+  for (const problem of result.problems) out(`  repository ${problem.repository}: ${problem.error}`);
+}
+
+function gapText(gap: { first: string; last: string; count: number }): string {
+  return gap.count === 1 ? gap.first : `${gap.first} to ${gap.last} (${gap.count} segments)`;
+}
+
+function raiseForProblems(results: WalAnalysis[]): void {
+  const broken = results.flatMap((r) => r.chains.filter((c) => !c.ok).map((c) => ({ database: r.database, chain: c })));
+  if (broken.length > 0) {
+    const { database, chain } = broken[0]!;
+    const gap = chain.gaps[0]!;
+    throw new IntegrityError(`database ${database}: base backup ${chain.backupId} cannot be recovered to the newest WAL: ${gapText(gap)} missing on timeline ${gap.timeline}`, {
+      code: 'wal.gap',
+      object: gap.first,
+      hint: "Copy the missing segment from the server's pg_wal with `drplan wal push`, or take a new physical base backup.",
+    });
+  }
+  const unreadable = results.flatMap((r) => r.problems);
+  if (unreadable.length > 0) {
+    throw new StorageError(`archived WAL could not be read: ${unreadable.map((p) => `repository ${p.repository}: ${p.error}`).join('; ')}`, { code: 'wal.unreadable' });
+  }
+}

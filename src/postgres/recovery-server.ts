@@ -1,0 +1,215 @@
+/**
+ * Starting a server on a restored data directory and following its recovery:
+ * pg_ctl starts it in the background (as `postgres` when drplan runs as
+ * root), then drplan polls until recovery has ended and the server is
+ * promoted, the server has stopped, or the time limit has passed.
+ */
+import { chown, lchown, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { AbortedError, ToolError } from '../errors.js';
+import type { Logger } from '../logging.js';
+import { runProcess } from '../util/process.js';
+import { formatCommand } from '../util/shell.js';
+import type { ServerOwner } from './cluster.js';
+import { connect, withClient, type ConnectionTarget } from './connection.js';
+
+const POLL_MS = 500;
+/** How long a server may take to write postmaster.pid before it counts as failed to start. */
+const PID_FILE_GRACE_MS = 15_000;
+const LOG_TAIL_LINES = 20;
+/** Tolerance when comparing the server's start time with drplan's clock (same machine, so only rounding). */
+const CLOCK_SLACK_MS = 2000;
+/**
+ * Errors of a server that is not ready yet: nothing listening, SQLSTATE 57P03
+ * (starting up, or not yet accepting connections) and 57P01 (a shutdown
+ * during startup, such as the restart after a crash).
+ */
+const STARTING_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', '57P03', '57P01']);
+
+/** A data directory and the programs and user that run its server. */
+export interface RecoveryServer {
+  binDir: string;
+  dataDir: string;
+  logFile: string;
+  owner: ServerOwner;
+}
+
+/** Where recovery ended. */
+export interface RecoveryPoint {
+  /** Commit time of the last replayed transaction, in UTC; null when recovery replayed none. */
+  lastTransactionTime: string | null;
+  /** The LSN of the last replayed WAL record. */
+  lastReplayedLsn: string;
+  /** The timeline the promoted server writes on. */
+  timeline: number;
+  /** The server's own log line about where it stopped, when it logged one. */
+  stopMessage?: string;
+}
+
+/** Gives the data directory to the server's user and creates the log file's directory. */
+export async function prepareDataDir(server: RecoveryServer): Promise<void> {
+  await mkdir(path.dirname(server.logFile), { recursive: true, mode: 0o700 });
+  if (server.owner.uid === undefined || server.owner.gid === undefined) return;
+  await chownTree(server.dataDir, server.owner.uid, server.owner.gid);
+  await chown(path.dirname(server.logFile), server.owner.uid, server.owner.gid);
+}
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await lchown(dir, uid, gid);
+  for (const entry of await readdir(dir, { recursive: true })) await lchown(path.join(dir, entry), uid, gid);
+}
+
+/** Starts the server without waiting for it and returns the start time that `waitForRecoveryEnd` takes. */
+export async function startRecoveryServer(server: RecoveryServer, signal?: AbortSignal): Promise<number> {
+  const startedAt = Date.now();
+  const args = ['-D', server.dataDir, '-l', server.logFile, '-W', 'start'];
+  await runProcess(path.join(server.binDir, 'pg_ctl'), args, { operation: 'start the restored server', signal, timeoutMs: 60_000, ...server.owner });
+  return startedAt;
+}
+
+/** Stops the server (fast shutdown, else immediate) when it is running. */
+export async function stopRecoveryServer(server: RecoveryServer): Promise<void> {
+  if ((await postmasterPid(server.dataDir)) === undefined) return;
+  const stop = (mode: string) =>
+    runProcess(path.join(server.binDir, 'pg_ctl'), ['-D', server.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], {
+      operation: 'stop the restored server',
+      ...server.owner,
+    });
+  await stop('fast').catch(() => stop('immediate'));
+}
+
+/**
+ * Polls the server until recovery has ended, then returns the point reached.
+ * Rejects with the tail of the server log when the server stops (a target
+ * that the archived WAL does not reach stops it, for example), and on timeout;
+ * the server is left as it is in both cases.
+ */
+export async function waitForRecoveryEnd(
+  server: RecoveryServer,
+  connection: ConnectionTarget,
+  options: { startedAt: number; timeoutMs: number; log: Logger; signal?: AbortSignal },
+): Promise<RecoveryPoint> {
+  const started = options.startedAt;
+  let seenPid = false;
+  let lastState = '';
+  for (;;) {
+    if (options.signal?.aborted) throw new AbortedError('interrupted while the restored server was recovering', { code: 'pitr.aborted', object: server.dataDir });
+    const state = await probeRecovery(connection, started);
+    if (state !== lastState) options.log.info({ state }, 'restored server state');
+    lastState = state;
+    if (state === 'recovered') return readRecoveryPoint(server, connection);
+
+    const pid = await postmasterPid(server.dataDir);
+    seenPid ||= pid !== undefined;
+    const gone = pid === undefined ? seenPid || Date.now() - started > PID_FILE_GRACE_MS : !isAlive(pid);
+    if (gone) {
+      throw new ToolError(`the restored server stopped before recovery ended; last lines of ${server.logFile}:\n${await logTail(server.logFile)}`, {
+        code: 'pitr.server_stopped',
+        operation: 'point-in-time restore',
+        object: server.dataDir,
+        hint: 'A target beyond the archived WAL, a missing WAL segment or a failing restore_command stops recovery; the log above names the cause.',
+      });
+    }
+    if (Date.now() - started > options.timeoutMs) {
+      throw new ToolError(`recovery did not end within ${Math.round(options.timeoutMs / 1000)} s (server state: ${state}); the server is still running`, {
+        code: 'pitr.timeout',
+        operation: 'point-in-time restore',
+        object: server.dataDir,
+        hint: `Follow the progress in ${server.logFile}, or give more time with --timeout. Stop the server with: ${formatCommand(pgCtlCommand(server, ['-m', 'fast', 'stop']))}`,
+      });
+    }
+    await sleep(POLL_MS, options.signal);
+  }
+}
+
+type ProbeState = 'starting' | 'recovering' | 'recovered';
+
+async function probeRecovery(connection: ConnectionTarget, startedAt: number): Promise<ProbeState> {
+  let client;
+  try {
+    client = await connect(connection);
+  } catch (error) {
+    const code = ((error as Error).cause as { code?: string } | undefined)?.code;
+    if (code !== undefined && STARTING_CODES.has(code)) return 'starting';
+    throw error;
+  }
+  try {
+    const { rows } = await client.query<{ recovering: boolean; started: Date }>('SELECT pg_is_in_recovery() AS recovering, pg_postmaster_start_time() AS started');
+    // A server that was up before this one was started is another server on the same port, and its state says nothing about this recovery.
+    if (rows[0]!.started.getTime() < startedAt - CLOCK_SLACK_MS) {
+      throw new ToolError(`another PostgreSQL server, running since ${rows[0]!.started.toISOString()}, answers on ${connection.endpoint}`, {
+        code: 'pitr.port_taken',
+        object: connection.endpoint,
+        hint: 'Choose a free port with --port.',
+      });
+    }
+    return rows[0]!.recovering ? 'recovering' : 'recovered';
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function readRecoveryPoint(server: RecoveryServer, connection: ConnectionTarget): Promise<RecoveryPoint> {
+  // After promotion the replay functions keep the values of the finished recovery.
+  const row = await withClient(connection, async (client) => {
+    const { rows } = await client.query<{ replay_time: Date | null; replay_lsn: string; wal_file: string }>(
+      'SELECT pg_last_xact_replay_timestamp() AS replay_time, pg_last_wal_replay_lsn()::text AS replay_lsn, pg_walfile_name(pg_current_wal_lsn()) AS wal_file',
+    );
+    return rows[0]!;
+  });
+  return {
+    lastTransactionTime: row.replay_time ? row.replay_time.toISOString() : null,
+    lastReplayedLsn: row.replay_lsn,
+    // A WAL file name starts with its timeline as 8 hex digits.
+    timeline: Number.parseInt(row.wal_file.slice(0, 8), 16),
+    stopMessage: await stopMessage(server.logFile),
+  };
+}
+
+/** Returns pg_ctl run as the server's user with `args` after `-D DIR`, as program and arguments. */
+export function pgCtlCommand(server: RecoveryServer, args: string[]): string[] {
+  const command = [path.join(server.binDir, 'pg_ctl'), '-D', server.dataDir, ...args];
+  // runuser (util-linux) switches to the postgres user without a password prompt when run as root.
+  return server.owner.uid === undefined ? command : ['runuser', '-u', 'postgres', '--', ...command];
+}
+
+async function postmasterPid(dataDir: string): Promise<number | undefined> {
+  const text = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  const pid = Number(text?.split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Returns the server's last "recovery stopping before/after ..." message, without the log line prefix. */
+async function stopMessage(logFile: string): Promise<string | undefined> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const line = text.split('\n').filter((entry) => /recovery stopping (before|after)/.test(entry)).at(-1);
+  return line?.replace(/^.*?LOG:\s+/, '');
+}
+
+async function logTail(logFile: string): Promise<string> {
+  const size = await stat(logFile).then((info) => info.size, () => 0);
+  if (size === 0) return '(empty)';
+  const text = await readFile(logFile, 'utf8');
+  return text.trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * Continuity of archived WAL, without I/O: which segments each timeline
+ * holds, and whether every segment a base backup needs from its first
+ * segment to a target is there, following timeline switches.
+ *
+ * During recovery PostgreSQL reads segment N from the newest timeline of the
+ * target's history that had begun by segment N (XLogFileReadAnyTLI). So on a
+ * path of timelines, a parent supplies the segments before the segment that
+ * holds the switch point, and the child supplies that segment and the ones after.
+ */
+import { IntegrityError } from '../errors.js';
+import { parseSegmentName, parseWalFileName, segmentName, segnoOfLsn, type TimelineSwitch } from './segment.js';
+
+/** Everything known about one database's archive. */
+export interface WalInventory {
+  walSegmentSize: number;
+  /** Plain segments by timeline, as sorted segment numbers. */
+  segments: Map<number, bigint[]>;
+  /** Parsed `.history` files by the timeline they describe. */
+  histories: Map<number, TimelineSwitch[]>;
+}
+
+/** A run of missing segments on one timeline, first and last included. */
+export interface WalGap {
+  timeline: number;
+  first: string;
+  last: string;
+  count: number;
+}
+
+export interface TimelineRange {
+  timeline: number;
+  first: string;
+  last: string;
+  segments: number;
+  /** Segments missing between first and last. */
+  gaps: WalGap[];
+}
+
+/** What a base backup needs from the archive. */
+export interface BaseBackupWal {
+  backupId: string;
+  timeline: number;
+  firstSegment: string;
+  lastSegment: string;
+}
+
+export interface ChainResult {
+  backupId: string;
+  firstSegment: string;
+  /** Timelines followed, oldest first. */
+  timelines: number[];
+  /** The last segment the chain was checked up to. */
+  until: string;
+  gaps: WalGap[];
+  ok: boolean;
+}
+
+/** One step of a timeline path: `timeline` supplies segments in [beginSegno, endSegno). */
+interface PathStep {
+  timeline: number;
+  beginSegno: bigint;
+  endSegno: bigint | undefined;
+}
+
+/** Builds an inventory from archived file names and the text of their `.history` files. */
+export function buildInventory(names: string[], histories: Map<number, TimelineSwitch[]>, walSegmentSize: number): WalInventory {
+  const segments = new Map<number, bigint[]>();
+  for (const name of names) {
+    const parsed = parseWalFileName(name, walSegmentSize);
+    if (parsed?.kind !== 'segment') continue;
+    segments.set(parsed.timeline, [...(segments.get(parsed.timeline) ?? []), parsed.segno]);
+  }
+  for (const list of segments.values()) list.sort(compareBigint);
+  return { walSegmentSize, segments, histories };
+}
+
+/** Returns each timeline's first and last segment and the gaps between them. */
+export function timelineRanges(inventory: WalInventory): TimelineRange[] {
+  return [...inventory.segments.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([timeline, list]) => ({
+      timeline,
+      first: name(timeline, list[0]!, inventory),
+      last: name(timeline, list.at(-1)!, inventory),
+      segments: list.length,
+      gaps: gapsBetween(timeline, list, list[0]!, list.at(-1)!, inventory),
+    }));
+}
+
+/**
+ * Checks that every segment from the backup's first segment up to `target`
+ * (default: the newest archived segment on the backup's timeline path, and
+ * at least the backup's last segment) is archived on the right timeline.
+ * `targetTimeline` defaults to the newest timeline that descends from the
+ * backup's timeline after the backup ended.
+ */
+export function checkRecoveryChain(inventory: WalInventory, backup: BaseBackupWal, target: { timeline?: number; segno?: bigint } = {}): ChainResult {
+  const size = inventory.walSegmentSize;
+  const first = parseSegmentName(backup.firstSegment, size)!.segno;
+  const last = parseSegmentName(backup.lastSegment, size)!.segno;
+  const path = target.timeline !== undefined ? timelinePath(inventory, target.timeline) : newestPathThrough(inventory, backup.timeline, last);
+  const reachable = path.some((step) => step.timeline === backup.timeline && (step.endSegno === undefined || step.endSegno >= last));
+  const newest = newestOnPath(inventory, path) ?? last;
+  const until = target.segno ?? (newest > last ? newest : last);
+  const gaps: WalGap[] = [];
+  if (!reachable) {
+    const timeline = path.at(-1)!.timeline;
+    gaps.push({ timeline, first: name(timeline, first, inventory), last: name(timeline, until, inventory), count: Number(until - first + 1n) });
+  } else {
+    for (const step of path) {
+      const from = step.beginSegno > first ? step.beginSegno : first;
+      const to = step.endSegno === undefined || step.endSegno - 1n > until ? until : step.endSegno - 1n;
+      if (from > to) continue;
+      const present = (inventory.segments.get(step.timeline) ?? []).filter((segno) => segno >= from && segno <= to);
+      gaps.push(...gapsBetween(step.timeline, present, from, to, inventory));
+    }
+  }
+  const untilTimeline = timelineFor(path, until);
+  return {
+    backupId: backup.backupId,
+    firstSegment: backup.firstSegment,
+    timelines: path.filter((step) => step.endSegno === undefined || step.endSegno > first).map((step) => step.timeline),
+    until: name(untilTimeline, until, inventory),
+    gaps,
+    ok: gaps.length === 0,
+  };
+}
+
+/** Throws an IntegrityError naming the first missing segment when the chain has a gap. */
+export function assertRecoveryChain(chain: ChainResult, database: string): void {
+  const gap = chain.gaps[0];
+  if (!gap) return;
+  const range = gap.count === 1 ? `segment ${gap.first} is` : `segments ${gap.first} to ${gap.last} (${gap.count}) are`;
+  throw new IntegrityError(`database ${database}: WAL ${range} missing from the archive, so base backup ${chain.backupId} cannot be recovered past it`, {
+    code: 'wal.gap',
+    object: gap.first,
+    hint: 'Find the segment in the server\'s pg_wal and push it with `drplan wal push`, or take a new physical base backup.',
+  });
+}
+
+/** Returns the timelines from timeline 1 (or the oldest known) to `timeline`, with the segments each supplies. */
+export function timelinePath(inventory: WalInventory, timeline: number): PathStep[] {
+  const switches = inventory.histories.get(timeline) ?? [];
+  const steps: PathStep[] = [];
+  let begin = 0n;
+  for (const entry of switches) {
+    const end = segnoOfLsn(entry.switchLsn, inventory.walSegmentSize);
+    steps.push({ timeline: entry.timeline, beginSegno: begin, endSegno: end });
+    begin = end;
+  }
+  steps.push({ timeline, beginSegno: begin, endSegno: undefined });
+  return steps;
+}
+
+/** Picks the newest timeline whose history passes through `timeline` at or after segment `last`. */
+function newestPathThrough(inventory: WalInventory, timeline: number, last: bigint): PathStep[] {
+  const candidates = [...new Set([...inventory.segments.keys(), ...inventory.histories.keys(), timeline])].sort((a, b) => b - a);
+  for (const candidate of candidates) {
+    if (candidate < timeline) break;
+    const path = timelinePath(inventory, candidate);
+    if (path.some((step) => step.timeline === timeline && (step.endSegno === undefined || step.endSegno >= last))) return path;
+  }
+  return timelinePath(inventory, timeline);
+}
+
+function newestOnPath(inventory: WalInventory, path: PathStep[]): bigint | undefined {
+  let newest: bigint | undefined;
+  for (const step of path) {
+    for (const segno of inventory.segments.get(step.timeline) ?? []) {
+      const inside = segno >= step.beginSegno && (step.endSegno === undefined || segno < step.endSegno);
+      if (inside && (newest === undefined || segno > newest)) newest = segno;
+    }
+  }
+  return newest;
+}
+
+function timelineFor(path: PathStep[], segno: bigint): number {
+  return [...path].reverse().find((step) => step.beginSegno <= segno)?.timeline ?? path.at(-1)!.timeline;
+}
+
+/** Returns the runs of segments in [from, to] that `present` (sorted) lacks. */
+function gapsBetween(timeline: number, present: bigint[], from: bigint, to: bigint, inventory: WalInventory): WalGap[] {
+  const gaps: WalGap[] = [];
+  let expected = from;
+  for (const segno of [...present, to + 1n]) {
+    if (segno < expected) continue;
+    if (segno > expected) {
+      gaps.push({ timeline, first: name(timeline, expected, inventory), last: name(timeline, segno - 1n, inventory), count: Number(segno - expected) });
+    }
+    expected = segno + 1n;
+  }
+  return gaps;
+}
+
+function name(timeline: number, segno: bigint, inventory: WalInventory): string {
+  return segmentName({ timeline, segno }, inventory.walSegmentSize);
+}
+
+function compareBigint(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
