@@ -125,8 +125,8 @@ export function formatPhysicalReport(result: PhysicalResult): string {
   lines.push(`WAL push, ${formatMib(result.walPush.segmentBytes)} segments, one program run per segment:`);
   lines.push(
     formatTable(
-      ['tool', 'mode', 'round', 'segments', 'wall time', 'segments/s'],
-      result.walPush.runs.map((r) => [r.tool, r.mode, String(r.round), String(r.segments), formatSeconds(r.durationMs), r.segmentsPerSecond.toFixed(2)]),
+      ['tool', 'mode', 'round', 'segments', 'wall time until stored', 'segments/s', 'last push returned after'],
+      result.walPush.runs.map((r) => [r.tool, r.mode, String(r.round), String(r.segments), formatSeconds(r.durationMs), r.segmentsPerSecond.toFixed(2), r.acceptedMs === undefined ? '-' : formatSeconds(r.acceptedMs)]),
     ),
   );
   for (const note of result.walPush.notes) lines.push(`  note: ${note}`);
@@ -148,9 +148,9 @@ function formatSummary(result: PhysicalResult): string[] {
   const seconds = (run: ToolRun) => formatSeconds(run.step.durationMs);
   const size = (run: ToolRun) => (run.storedBytes === undefined ? '-' : formatMib(run.storedBytes));
   const rss = (run: ToolRun) => formatMb(run.step.usage.root.peakRssBytes);
-  const walRate = (tool: Tool) => {
-    const runs = result.walPush.runs.filter((r) => r.tool === tool);
-    return runs.length === 0 ? 'not measured' : `${runs.map((r) => r.segmentsPerSecond.toFixed(2)).join(' / ')} segments/s (${runs[0]!.mode})`;
+  const walRate = (tool: Tool, mode: 'sync' | 'async') => {
+    const runs = result.walPush.runs.filter((r) => r.tool === tool && r.mode === mode);
+    return runs.length === 0 ? 'not measured' : `${runs.map((r) => r.segmentsPerSecond.toFixed(2)).join(' / ')} segments/s`;
   };
   const lines = [
     `summary (rounds separated by "/"; round 1 ran pgBackRest first, round 2 drplan first)`,
@@ -161,7 +161,8 @@ function formatSummary(result: PhysicalResult): string[] {
     `  restore time:      drplan ${perTool(result.restores, 'drplan', seconds)}; pgBackRest ${perTool(result.restores, 'pgBackRest', seconds)}`,
     `  stored size:       drplan ${perTool(result.backups, 'drplan', size)}; pgBackRest ${perTool(result.backups, 'pgBackRest', size)}`,
     `  drplan peak RSS:   backup ${perTool(result.backups, 'drplan', rss)}; restore ${perTool(result.restores, 'drplan', rss)} (the drplan process; zstd and pg_basebackup are separate)`,
-    `  WAL push:          drplan ${walRate('drplan')}; pgBackRest ${walRate('pgBackRest')}`,
+    `  WAL push (sync):   drplan ${walRate('drplan', 'sync')}; pgBackRest ${walRate('pgBackRest', 'sync')}`,
+    `  WAL push (async):  drplan ${walRate('drplan', 'async')} (until stored); pgBackRest not measured`,
   ];
   for (const r of ratios) {
     const limit = r.limit === undefined ? '' : `, target <= ${r.limit.toFixed(1)}: ${verdict(r)}`;

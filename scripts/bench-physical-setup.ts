@@ -46,17 +46,19 @@ export function drplanEnv(context: PhysicalContext): NodeJS.ProcessEnv {
 }
 
 /** Returns the arguments of a drplan command on the benchmark's plan, after the node executable. */
-export function drplanArgs(context: PhysicalContext, args: string[]): string[] {
-  return [DRPLAN_BIN, '-c', context.planFile, ...args];
+export function drplanArgs(context: PhysicalContext, args: string[], planFile = context.planFile): string[] {
+  return [DRPLAN_BIN, '-c', planFile, ...args];
 }
 
 /**
  * Writes a plan with the benchmark database and one file:// repository,
- * with the plan's default compression (zstd). The password comes from
+ * with the plan's default compression (zstd), and with asynchronous WAL
+ * archiving when `asyncSpoolDir` is given. The password comes from
  * BENCH_PW and needs no escaping in the URL because it is base64url.
  */
-export async function writePlan(context: Omit<PhysicalContext, 'planFile'> & { planFile: string }): Promise<void> {
+export async function writePlan(context: Pick<PhysicalContext, 'cluster' | 'workDir'>, planFile: string, asyncSpoolDir?: string): Promise<void> {
   const { cluster, workDir } = context;
+  const wal = asyncSpoolDir === undefined ? [] : ['wal:', '  async: true', `  spoolDir: "${asyncSpoolDir}"`];
   const plan = [
     'version: 1',
     'service: bench-physical',
@@ -66,9 +68,10 @@ export async function writePlan(context: Omit<PhysicalContext, 'planFile'> & { p
     'repositories:',
     '  - name: local',
     `    url: "file://${join(workDir, 'drplan-repository')}"`,
+    ...wal,
     '',
   ].join('\n');
-  await writeFile(context.planFile, plan, { mode: 0o600 });
+  await writeFile(planFile, plan, { mode: 0o600 });
 }
 
 /**

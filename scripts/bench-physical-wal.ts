@@ -2,8 +2,9 @@
  * WAL push throughput of the physical benchmark: real 16 MiB segments,
  * written by the benchmark cluster and copied aside, are pushed one program
  * run per segment, in order, as PostgreSQL's archiver calls an
- * archive_command. Each round pushes segments that neither repository has
- * yet, so no push is a cheap "already archived" check.
+ * archive_command: with pgBackRest, with drplan, and with drplan in
+ * asynchronous mode. Every run pushes segments that no repository has yet,
+ * so no push is a cheap "already archived" check.
  */
 import { chown, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,17 +12,20 @@ import { runProcess } from '../src/util/process.js';
 import { withClient } from './bench-data.js';
 import { log } from './bench-run.js';
 import { pgBackRestArgs } from './bench-pgbackrest.js';
-import { DATABASE, drplanArgs, drplanEnv, type PhysicalContext } from './bench-physical-setup.js';
+import { DATABASE, drplanArgs, drplanEnv, writePlan, type PhysicalContext } from './bench-physical-setup.js';
 import type { Tool } from './bench-physical-steps.js';
 
 /** One timed sequence of pushes. */
 export interface WalPushRun {
   tool: Tool;
-  mode: 'sync';
+  /** sync: one `wal push` stores each file before it returns; async: push queues it in the spool and a background uploader stores it. */
+  mode: 'sync' | 'async';
   round: number;
   segments: number;
   durationMs: number;
   segmentsPerSecond: number;
+  /** async only: when the last push returned, before the uploader finished. */
+  acceptedMs?: number;
 }
 
 export interface WalPushResult {
@@ -32,19 +36,26 @@ export interface WalPushResult {
 }
 
 const SEGMENT_NAME = /^[0-9A-F]{24}$/;
+/** A queued file in drplan's spool directory: arrival stamp, dash, WAL file name. */
+const SPOOL_ENTRY = /^\d{15}-/;
+
+type PushKind = Tool | 'drplan async';
 const ROUNDS = 2;
 
 export async function measureWalPush(context: PhysicalContext, segmentsPerRound: number): Promise<WalPushResult> {
   const notes: string[] = [];
   if (!context.features.walPush) notes.push('drplan wal push is not in this build, so only pgBackRest was measured');
-  const segments = await generateSegments(context, segmentsPerRound * ROUNDS);
+  const kinds: PushKind[] = context.features.walPush ? ['pgBackRest', 'drplan', 'drplan async'] : ['pgBackRest'];
+  const segments = await generateSegments(context, segmentsPerRound * ROUNDS * kinds.length);
+  const asyncPlan = context.features.walPush ? await writeAsyncPlan(context) : undefined;
   const runs: WalPushRun[] = [];
+  let next = 0;
   for (let round = 1; round <= ROUNDS; round++) {
-    const batch = segments.slice((round - 1) * segmentsPerRound, round * segmentsPerRound);
-    const order: Tool[] = round % 2 === 1 ? ['pgBackRest', 'drplan'] : ['drplan', 'pgBackRest'];
-    for (const tool of order) {
-      if (tool === 'drplan' && !context.features.walPush) continue;
-      runs.push(await pushAll(context, tool, round, batch));
+    for (const kind of round % 2 === 1 ? kinds : [...kinds].reverse()) {
+      const batch = segments.slice(next, next + segmentsPerRound);
+      next += segmentsPerRound;
+      if (kind === 'drplan async') runs.push(await pushAsync(context, round, batch, asyncPlan!));
+      else runs.push(await pushAll(context, kind, round, batch));
     }
   }
   notes.push('pgBackRest archive-push was run synchronously; its asynchronous mode works only from a live archive_command (it reads the archive status of the data directory), so it was not measured');
@@ -118,4 +129,47 @@ async function pushAll(context: PhysicalContext, tool: Tool, round: number, segm
   const segmentsPerSecond = segments.length / (durationMs / 1000);
   log(`${tool}: ${segments.length} segments in ${(durationMs / 1000).toFixed(1)} s, ${segmentsPerSecond.toFixed(2)} segments/s`);
   return { tool, mode: 'sync', round, segments: segments.length, durationMs, segmentsPerSecond };
+}
+
+/** Writes a second plan, the same but with asynchronous archiving, and returns its path and spool directory. */
+async function writeAsyncPlan(context: PhysicalContext): Promise<{ planFile: string; spoolDir: string }> {
+  const planFile = join(context.workDir, 'drplan-async.yaml');
+  const spoolDir = join(context.workDir, 'spool');
+  await mkdir(spoolDir);
+  await chown(spoolDir, context.owner.uid, context.owner.gid);
+  await writePlan(context, planFile, spoolDir);
+  await chown(planFile, context.owner.uid, context.owner.gid);
+  return { planFile, spoolDir };
+}
+
+/**
+ * Pushes each segment with the asynchronous plan (each push returns once
+ * the file is durably in the spool) and waits until the background uploader
+ * has emptied the spool: the throughput counts until every file is stored.
+ */
+async function pushAsync(context: PhysicalContext, round: number, segments: string[], asyncPlan: { planFile: string; spoolDir: string }): Promise<WalPushRun> {
+  log(`pushing ${segments.length} segments with drplan, asynchronous (round ${round})`);
+  const queueDir = join(asyncPlan.spoolDir, DATABASE);
+  const started = performance.now();
+  for (const segment of segments) {
+    await runProcess(process.execPath, drplanArgs(context, ['wal', 'push', '--database', DATABASE, segment], asyncPlan.planFile), {
+      env: { ...drplanEnv(context), DRPLAN_LOG_LEVEL: 'warn' },
+      signal: context.signal,
+      operation: 'drplan wal push (asynchronous)',
+      ...context.owner,
+    });
+  }
+  const acceptedMs = performance.now() - started;
+  const deadline = performance.now() + 300_000;
+  for (;;) {
+    const queued = (await readdir(queueDir).catch(() => [] as string[])).filter((name) => SPOOL_ENTRY.test(name));
+    if (queued.length === 0) break;
+    if (context.signal.aborted) throw context.signal.reason;
+    if (performance.now() > deadline) throw new Error(`drplan's spool ${queueDir} still holds ${queued.length} files after 300 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const durationMs = performance.now() - started;
+  const segmentsPerSecond = segments.length / (durationMs / 1000);
+  log(`drplan async: ${segments.length} segments accepted in ${(acceptedMs / 1000).toFixed(1)} s, stored in ${(durationMs / 1000).toFixed(1)} s, ${segmentsPerSecond.toFixed(2)} segments/s`);
+  return { tool: 'drplan', mode: 'async', round, segments: segments.length, durationMs, segmentsPerSecond, acceptedMs };
 }

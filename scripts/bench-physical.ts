@@ -14,7 +14,8 @@
  *   4. time the restore of each into an empty directory, alternating too,
  *      then start one restored copy of each and check its row counts,
  *   5. time WAL pushes of real 16 MiB segments, one program run per segment
- *      as an archive_command does,
+ *      as an archive_command does, DRPLAN_BENCH_WAL_SEGMENTS (default 16)
+ *      per run and two runs per tool and mode,
  *   6. print every run, the ratios drplan / pgBackRest with their targets,
  *      a summary block and one JSON line.
  *
@@ -83,7 +84,7 @@ function readConfig(env: NodeJS.ProcessEnv): PhysicalConfig {
   return {
     databaseBytes: positive('DRPLAN_BENCH_GB', 1, false) * GIB,
     rounds: positive('DRPLAN_BENCH_ROUNDS', 2, true),
-    walSegments: positive('DRPLAN_BENCH_WAL_SEGMENTS', 32, true),
+    walSegments: positive('DRPLAN_BENCH_WAL_SEGMENTS', 16, true),
   };
 }
 
@@ -125,7 +126,7 @@ async function runPhysicalBench(config: PhysicalConfig, cleanup: Cleanup, signal
   for (let round = 1; round <= config.rounds; round++) {
     const order = round % 2 === 1 ? (['pgBackRest', 'drplan'] as const) : (['drplan', 'pgBackRest'] as const);
     for (const tool of order) {
-      if (tool === 'drplan' && !(features.physicalBackup && features.pitrRestore)) continue;
+      if (tool === 'drplan' && !features.physicalBackup) continue;
       const dir = await emptyOwnedDir(context, `restore-${tool}-${round}`);
       restores.push(tool === 'pgBackRest' ? await restorePgBackRest(context, round, dir) : await restoreDrplan(context, round, dir));
       // The last restore of each tool is started and checked below; the others only take disk space.
@@ -174,7 +175,7 @@ async function setUp(cleanup: Cleanup, signal: AbortSignal, features: PhysicalCo
   await chownAll([pgBackRest.configFile, pgBackRest.env.PGPASSFILE!], owner);
 
   const partial = { cluster, postmasterPid, clockTicks, signal, workDir, owner, features, pgBackRest, planFile: join(workDir, 'drplan.yaml'), archiveScript: join(workDir, ARCHIVE_SCRIPT) };
-  await writePlan(partial);
+  await writePlan(partial, partial.planFile);
   await writeArchiveScript(partial);
   await chownAll([partial.planFile, partial.archiveScript], owner);
   return partial;
