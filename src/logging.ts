@@ -5,8 +5,9 @@
  * JSON otherwise; always on stderr, so stdout carries only command output.
  */
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import { writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 
 /** Field names shared by every log line. */
@@ -26,6 +27,9 @@ export type { Logger };
 export function createLogger(level: string = process.env.DRPLAN_LOG_LEVEL ?? 'info'): Logger {
   const options = { level, base: undefined, redact: { paths: ['password', '*.password', 'url', '*.url'], censor: '[redacted]' } };
   if (process.stderr.isTTY) {
+    // Loaded only for a terminal: it takes longer to load than the rest of the logger,
+    // and commands run by PostgreSQL or cron never write to one.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pino(options, pretty({ destination: terminalLines(), sync: true, colorize: true, ignore: 'component', messageFormat: '{component}: {msg}' }));
   }
   return pino(options, pino.destination({ fd: 2, sync: true }));

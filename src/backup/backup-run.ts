@@ -144,7 +144,7 @@ export function interrupted(cause?: unknown): AbortedError {
 
 /** Chooses the error to report: the user's interrupt wins over the errors it caused. */
 export function failureToReport(firstError: unknown, signal: AbortSignal): unknown {
-  if (signal.aborted && !(firstError instanceof AbortedError)) return interrupted(firstError);
+  if (signal.aborted && !(firstError instanceof AbortedError && firstError.code === 'backup.aborted')) return interrupted(firstError);
   return firstError;
 }
 

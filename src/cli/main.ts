@@ -5,18 +5,32 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../errors.js';
 import { DRPLAN_VERSION } from '../version.js';
-import { registerBackup } from './backup.js';
 import { reportError } from './common.js';
-import { registerInit } from './init.js';
-import { registerList } from './list.js';
-import { registerPrune } from './prune.js';
-import { registerRepo } from './repo.js';
-import { registerStatus } from './status.js';
-import { registerRestore } from './restore.js';
-import { registerVerify } from './verify.js';
-import { registerWal } from './wal.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/** Every command in help order, each module loaded only when the program is built. */
+const COMMANDS: [string, () => Promise<Register>][] = [
+  ['init', async () => (await import('./init.js')).registerInit],
+  ['backup', async () => (await import('./backup.js')).registerBackup],
+  ['list', async () => (await import('./list.js')).registerList],
+  ['verify', async () => (await import('./verify.js')).registerVerify],
+  ['restore', async () => (await import('./restore.js')).registerRestore],
+  ['prune', async () => (await import('./prune.js')).registerPrune],
+  ['status', async () => (await import('./status.js')).registerStatus],
+  ['repo', async () => (await import('./repo.js')).registerRepo],
+  ['wal', async () => (await import('./wal.js')).registerWal],
+];
+
+/** Global options that take a value, so the command name is found after them. */
+const VALUE_OPTIONS = new Set(['-c', '--config', '--log-level']);
+
+/**
+ * Builds the program. With `onlyWal`, only the `wal` command is registered:
+ * PostgreSQL starts `wal push` once per WAL segment, and loading the other
+ * commands (pg among them) would add to every segment's archiving time.
+ */
+export async function buildProgram(onlyWal = false): Promise<Command> {
   const program = new Command('drplan')
     .description('disaster recovery for PostgreSQL-backed services')
     .version(DRPLAN_VERSION)
@@ -24,16 +38,20 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace (default: $DRPLAN_LOG_LEVEL, else info)')
     .exitOverride()
     .showHelpAfterError();
-  registerInit(program);
-  registerBackup(program);
-  registerList(program);
-  registerVerify(program);
-  registerRestore(program);
-  registerPrune(program);
-  registerStatus(program);
-  registerRepo(program);
-  registerWal(program);
+  for (const [name, load] of COMMANDS) {
+    if (!onlyWal || name === 'wal') (await load())(program);
+  }
   return program;
+}
+
+/** Returns the first argument that is neither an option nor a global option's value. */
+function commandName(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (VALUE_OPTIONS.has(arg)) i += 1;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
 }
 
 /** Runs the CLI and returns the process exit code. */
@@ -44,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     throw error;
   });
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(commandName(argv) === 'wal')).parseAsync(argv);
     return ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -4,9 +4,10 @@
  * root), then drplan polls until recovery has ended and the server is
  * promoted, the server has stopped, or the time limit has passed.
  */
-import { chown, lchown, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
-import { AbortedError, ToolError } from '../errors.js';
+import { AbortedError, ToolError, UsageError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { runProcess } from '../util/process.js';
 import { formatCommand } from '../util/shell.js';
@@ -46,17 +47,26 @@ export interface RecoveryPoint {
   stopMessage?: string;
 }
 
-/** Gives the data directory to the server's user and creates the log file's directory. */
-export async function prepareDataDir(server: RecoveryServer): Promise<void> {
-  await mkdir(path.dirname(server.logFile), { recursive: true, mode: 0o700 });
-  if (server.owner.uid === undefined || server.owner.gid === undefined) return;
-  await chownTree(server.dataDir, server.owner.uid, server.owner.gid);
-  await chown(path.dirname(server.logFile), server.owner.uid, server.owner.gid);
+/** Creates the directory of the server log, writable by the server's user. */
+export async function prepareLogDir(server: RecoveryServer): Promise<void> {
+  const dir = path.dirname(server.logFile);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (server.owner.uid !== undefined && server.owner.gid !== undefined) await chown(dir, server.owner.uid, server.owner.gid);
 }
 
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await lchown(dir, uid, gid);
-  for (const entry of await readdir(dir, { recursive: true })) await lchown(path.join(dir, entry), uid, gid);
+/** Rejects a port that another program listens on, before a server is started there. */
+export async function assertPortFree(port: number): Promise<void> {
+  const free = await new Promise<boolean>((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+  if (free) return;
+  throw new UsageError(`port ${port} on 127.0.0.1 is already in use`, {
+    code: 'pitr.port_taken',
+    object: String(port),
+    hint: 'Choose a free port with --port, or leave --port out and drplan picks one.',
+  });
 }
 
 /** Starts the server without waiting for it and returns the start time that `waitForRecoveryEnd` takes. */

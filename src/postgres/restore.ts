@@ -55,6 +55,8 @@ export interface RestoreOptions {
   singleTransaction: boolean;
   /** A `--use-list` file that selects entries (single-table restores). */
   listFile?: string;
+  /** Leave ownership to the connecting user, for copies next to live data whose owners may not be assignable. */
+  noOwner?: boolean;
   signal?: AbortSignal;
 }
 
@@ -65,6 +67,7 @@ export function restoreArchive(tool: PgTool, file: string, target: ConnectionTar
   if (options.clean) args.push('--clean', '--if-exists');
   if (options.singleTransaction && options.jobs <= 1) args.push('--single-transaction');
   if (options.listFile) args.push(`--use-list=${options.listFile}`);
+  if (options.noOwner) args.push('--no-owner');
   args.push(file);
   return startProcess(tool.path, args, { env: target.env, signal: options.signal, operation: 'pg_restore' }).done;
 }

@@ -3,8 +3,9 @@
  * recovers to a target: a drplan block at the end of postgresql.auto.conf
  * (read last, so it wins over the backup's own settings) and recovery.signal.
  */
-import { access, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chown, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { ServerOwner } from '../postgres/cluster.js';
 import { renderSetting } from '../postgres/config-file.js';
 import { DRPLAN_BIN } from '../util/self-command.js';
 import { formatCommand } from '../util/shell.js';
@@ -86,9 +87,10 @@ export function renderRecoveryBlock(config: RecoveryConfig): string {
  * standby.signal (with it the server would stay a standby and never promote).
  * A backup of a server that kept its configuration outside the data
  * directory (Debian keeps it in /etc/postgresql) gets minimal files, without
- * which the server does not start.
+ * which the server does not start. Files written are given to `owner`, the
+ * user the server runs as.
  */
-export async function writeRecoveryConfig(dataDir: string, config: RecoveryConfig): Promise<void> {
+export async function writeRecoveryConfig(dataDir: string, config: RecoveryConfig, owner: ServerOwner = {}): Promise<void> {
   const autoConf = path.join(dataDir, AUTO_CONF);
   const existing = await readFile(autoConf, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return '';
@@ -96,10 +98,13 @@ export async function writeRecoveryConfig(dataDir: string, config: RecoveryConfi
   });
   const kept = withoutBlock(existing);
   const separator = kept === '' || kept.endsWith('\n') ? '' : '\n';
+  const written = [autoConf, path.join(dataDir, 'recovery.signal')];
   await writeFile(autoConf, `${kept}${separator}${renderRecoveryBlock(config)}`, { mode: 0o600 });
-  await writeFile(path.join(dataDir, 'recovery.signal'), '', { mode: 0o600 });
+  await writeFile(written[1]!, '', { mode: 0o600 });
   await rm(path.join(dataDir, 'standby.signal'), { force: true });
-  await writeMissingConfigFiles(dataDir);
+  written.push(...(await writeMissingConfigFiles(dataDir)));
+  if (owner.uid === undefined || owner.gid === undefined) return;
+  for (const file of written) await chown(file, owner.uid, owner.gid);
 }
 
 function withoutBlock(text: string): string {
@@ -127,13 +132,18 @@ const MINIMAL_FILES: Record<string, string> = {
   'pg_ident.conf': '# Written by drplan: the backup has no pg_ident.conf.\n',
 };
 
-async function writeMissingConfigFiles(dataDir: string): Promise<void> {
+/** Writes each missing configuration file and returns the paths written. */
+async function writeMissingConfigFiles(dataDir: string): Promise<string[]> {
+  const written: string[] = [];
   for (const [name, content] of Object.entries(MINIMAL_FILES)) {
     const file = path.join(dataDir, name);
     const exists = await access(file).then(
       () => true,
       () => false,
     );
-    if (!exists) await writeFile(file, content, { mode: 0o600 });
+    if (exists) continue;
+    await writeFile(file, content, { mode: 0o600 });
+    written.push(file);
   }
+  return written;
 }

@@ -104,7 +104,8 @@ export function walFileNameOfKey(key: string, prefix: string): string | undefine
   return isWalFileName(name) ? name : undefined;
 }
 
-async function readInventory(files: Map<string, ArchivedFile>, walSegmentSize: number, problems: WalAnalysis['problems']): Promise<WalInventory> {
+/** Builds the inventory of archived files, reading every timeline history file among them. */
+export async function readInventory(files: Map<string, ArchivedFile>, walSegmentSize: number, problems: WalAnalysis['problems']): Promise<WalInventory> {
   const histories = new Map<number, TimelineSwitch[]>();
   for (const file of files.values()) {
     const parsed = parseWalFileName(file.name, walSegmentSize);

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 const [configFile, walPath, walName] = process.argv.slice(2);
 const config = JSON.parse(readFileSync(configFile, 'utf8'));
 Object.assign(process.env, config.env ?? {});
-const dist = new URL('../../dist/', import.meta.url);
+const dist = new URL('../../dist/src/', import.meta.url);
 const { openStorage } = await import(new URL('storage/registry.js', dist).href);
 const { walKey } = await import(new URL('wal/layout.js', dist).href);
 

@@ -1,0 +1,149 @@
+/**
+ * Planning a point-in-time restore without writing anything: the recoverable
+ * window of a database (oldest good base backup to newest archived WAL), the
+ * base backup that serves the target, and the check that the archived WAL
+ * from that backup on has no gap.
+ */
+import { isGood, readCatalog, type CatalogEntry } from '../backup/catalog.js';
+import type { PhysicalMetadata } from '../backup/metadata.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import type { PlanContext } from '../context.js';
+import { NotFoundError, UsageError } from '../errors.js';
+import { listArchivedFiles, readInventory, type ArchivedFile, type WalAnalysis } from '../wal/analyze.js';
+import { assertRecoveryChain, checkRecoveryChain, type ChainResult } from '../wal/continuity.js';
+import { parseLsn, parseWalFileName, segnoOfLsn } from '../wal/segment.js';
+import { describeTarget, formatLsn, type RecoveryTarget } from './pitr-target.js';
+
+/** The span a database can be recovered to. */
+export interface RecoveryWindow {
+  /** The oldest good base backup: recovery cannot stop before it has finished. */
+  oldestBackup: { id: string; finishedAt: string; stopLsn: string };
+  /** The newest archived segment: when it was stored and the LSN where it ends. */
+  newestWal: { name: string; archivedAt: string; endLsn: string } | null;
+}
+
+export interface PitrPlan {
+  database: DatabaseConfig;
+  target: RecoveryTarget;
+  /** The base backup to extract. */
+  entry: CatalogEntry;
+  meta: PhysicalMetadata;
+  window: RecoveryWindow;
+  /** The archived WAL the recovery replays, checked for gaps. */
+  chain: ChainResult;
+  /** Repositories whose WAL could not be listed; recovery reads the others. */
+  walProblems: WalAnalysis['problems'];
+}
+
+/**
+ * Finds the base backup for `target` and checks the WAL it needs. A target
+ * outside the recoverable window is a UsageError naming the window; a gap in
+ * the archived WAL is an IntegrityError naming the first missing segment.
+ */
+export async function planPitr(context: PlanContext, database: DatabaseConfig, target: RecoveryTarget): Promise<PitrPlan> {
+  const backups = await goodPhysicalBackups(context, database.name);
+  const walSegmentSize = physical(backups.at(-1)!).wal.walSegmentSize;
+  const problems: WalAnalysis['problems'] = [];
+  const files = await listArchivedFiles(context.storages, database.name, problems);
+  const inventory = await readInventory(files, walSegmentSize, problems);
+  for (const problem of problems) context.log.warn({ repository: problem.repository, database: database.name }, `archived WAL unreadable: ${problem.error}`);
+
+  const window = recoveryWindow(backups, files, walSegmentSize);
+  const entry = chooseBackup(backups, target, window, database.name);
+  const meta = physical(entry);
+  const chain = checkRecoveryChain(
+    inventory,
+    { backupId: meta.id, timeline: meta.wal.timeline, firstSegment: meta.wal.firstSegment, lastSegment: meta.wal.lastSegment },
+    targetSegment(target, meta),
+  );
+  assertRecoveryChain(chain, database.name);
+  return { database, target, entry, meta, window, chain, walProblems: problems };
+}
+
+/** Returns the good physical backups of `database`, oldest first by the time they finished. */
+async function goodPhysicalBackups(context: PlanContext, database: string): Promise<CatalogEntry[]> {
+  const catalog = await readCatalog(context, database);
+  const backups = catalog.entries
+    .filter((e) => e.database === database && e.meta.kind === 'physical' && isGood(e))
+    .sort((a, b) => a.meta.finishedAt.localeCompare(b.meta.finishedAt));
+  if (backups.length === 0) {
+    const unreadable = catalog.problems.length > 0 ? ` (${catalog.problems.length} repository problem(s) while listing)` : '';
+    throw new NotFoundError(`no good physical base backup of database ${database} in any repository${unreadable}`, {
+      code: 'pitr.no_base_backup',
+      object: database,
+      hint: `Point-in-time recovery starts from a physical base backup: take one with \`drplan backup --kind physical --database ${database}\`.`,
+    });
+  }
+  return backups;
+}
+
+function recoveryWindow(backups: CatalogEntry[], files: Map<string, ArchivedFile>, walSegmentSize: number): RecoveryWindow {
+  const oldest = physical(backups[0]!);
+  let newest: { file: ArchivedFile; segno: bigint } | undefined;
+  for (const file of files.values()) {
+    const parsed = parseWalFileName(file.name, walSegmentSize);
+    if (parsed?.kind !== 'segment') continue;
+    if (!newest || parsed.segno > newest.segno || (parsed.segno === newest.segno && file.info.modified > newest.file.info.modified)) newest = { file, segno: parsed.segno };
+  }
+  return {
+    oldestBackup: { id: oldest.id, finishedAt: oldest.finishedAt, stopLsn: oldest.wal.stopLsn },
+    newestWal: newest
+      ? { name: newest.file.name, archivedAt: newestModified(files, walSegmentSize).toISOString(), endLsn: formatLsn((newest.segno + 1n) * BigInt(walSegmentSize)) }
+      : null,
+  };
+}
+
+/** The time the newest segment was stored: a time target after it has no archived WAL to reach it. */
+function newestModified(files: Map<string, ArchivedFile>, walSegmentSize: number): Date {
+  let newest = new Date(0);
+  for (const file of files.values()) {
+    if (parseWalFileName(file.name, walSegmentSize)?.kind === 'segment' && file.info.modified > newest) newest = file.info.modified;
+  }
+  return newest;
+}
+
+/**
+ * Picks the newest base backup that ended before the target: by finish time
+ * for a time, by stop LSN for an LSN. A transaction id cannot be placed in
+ * time without replaying WAL, so it and "latest" take the newest backup.
+ */
+function chooseBackup(backups: CatalogEntry[], target: RecoveryTarget, window: RecoveryWindow, database: string): CatalogEntry {
+  if (window.newestWal === null) throw outsideWindow(target, window, database, 'no WAL is archived');
+  if (target.kind === 'time') {
+    const instant = target.time.instant.getTime();
+    if (instant > Date.parse(window.newestWal.archivedAt)) throw outsideWindow(target, window, database, 'it is after the newest archived WAL');
+    const usable = backups.filter((e) => Date.parse(e.meta.finishedAt) <= instant);
+    if (usable.length === 0) throw outsideWindow(target, window, database, 'it is before the oldest base backup finished');
+    return usable.at(-1)!;
+  }
+  if (target.kind === 'lsn') {
+    if (target.lsn > parseLsn(window.newestWal.endLsn)) throw outsideWindow(target, window, database, 'it is past the end of the newest archived WAL segment');
+    const usable = backups.filter((e) => parseLsn(physical(e).wal.stopLsn) <= target.lsn);
+    if (usable.length === 0) throw outsideWindow(target, window, database, 'it is before the end of the oldest base backup');
+    return usable.reduce((best, e) => (parseLsn(physical(e).wal.stopLsn) >= parseLsn(physical(best).wal.stopLsn) ? e : best));
+  }
+  return backups.at(-1)!;
+}
+
+/** The segment an LSN target lies in: the WAL must be continuous up to there. Other targets are checked to the newest segment. */
+function targetSegment(target: RecoveryTarget, meta: PhysicalMetadata): { segno?: bigint } {
+  if (target.kind !== 'lsn') return {};
+  return { segno: segnoOfLsn(target.lsn, meta.wal.walSegmentSize) };
+}
+
+/** Narrows a catalog entry that goodPhysicalBackups selected. */
+function physical(entry: CatalogEntry): PhysicalMetadata {
+  return entry.meta as PhysicalMetadata;
+}
+
+function outsideWindow(target: RecoveryTarget, window: RecoveryWindow, database: string, reason: string): UsageError {
+  const from = `${window.oldestBackup.finishedAt} (base backup ${window.oldestBackup.id} finished, LSN ${window.oldestBackup.stopLsn})`;
+  const to = window.newestWal ? `${window.newestWal.archivedAt} (newest archived WAL ${window.newestWal.name} stored, ending at LSN ${window.newestWal.endLsn})` : 'nothing archived yet';
+  return new UsageError(`cannot recover database ${database} to ${describeTarget(target)}: ${reason}; the recoverable window is from ${from} to ${to}, times in UTC`, {
+    code: 'pitr.outside_window',
+    object: database,
+    hint: window.newestWal
+      ? 'Choose a target inside the window. A target after the newest archived WAL needs its WAL archived first (check `drplan wal status`).'
+      : 'Nothing can be recovered until WAL is archived: set archive_command to `drplan wal push` (see `drplan wal status`).',
+  });
+}

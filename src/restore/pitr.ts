@@ -1,0 +1,176 @@
+/**
+ * Point-in-time restore into a new data directory: a physical base backup
+ * plus the archived WAL replayed up to a target.
+ *
+ * Everything that can be checked is checked before the first byte is
+ * written: the data directory is empty, the target lies inside the
+ * recoverable window, and the archived WAL from the base backup on has no
+ * gap. Only then is the backup extracted and recovery configured. With
+ * `start`, the server is started and followed until it has promoted.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { extractPhysicalBackup } from '../backup/physical-restore.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import type { PlanContext } from '../context.js';
+import { AbortedError, UsageError } from '../errors.js';
+import { findPostgresBinDir, freePort, serverOwner } from '../postgres/cluster.js';
+import { connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
+import {
+  assertPortFree,
+  pgCtlCommand,
+  prepareLogDir,
+  startRecoveryServer,
+  stopRecoveryServer,
+  waitForRecoveryEnd,
+  type RecoveryPoint,
+  type RecoveryServer,
+} from '../postgres/recovery-server.js';
+import { formatCommand } from '../util/shell.js';
+import { planPitr, type PitrPlan, type RecoveryWindow } from './pitr-plan.js';
+import { describeTarget, formatLsn, formatTargetTime, type RecoveryTarget } from './pitr-target.js';
+import { restoreCommandFor, writeRecoveryConfig } from './recovery-config.js';
+
+/** Where the server started by drplan logs, inside the data directory. */
+const LOG_FILE = path.join('log', 'drplan-recovery.log');
+
+export interface PitrRequest {
+  database: DatabaseConfig;
+  target: RecoveryTarget;
+  dataDir: string;
+  /** The plan file, for the restore_command that calls drplan back. */
+  planPath: string;
+  port?: number;
+  start: boolean;
+  /** False writes archive_mode = off, so the restored server never archives. */
+  archive: boolean;
+  /** How long `start` waits for recovery to end. */
+  timeoutMs: number;
+  signal: AbortSignal;
+}
+
+export interface PitrResult {
+  backup: string;
+  repository: string;
+  dataDir: string;
+  target: TargetReport;
+  window: RecoveryWindow;
+  /** The archived WAL checked for gaps: from the backup's first segment to this segment. */
+  walCheckedUntil: string;
+  restoreCommand: string;
+  port?: number;
+  /** The command that starts the server (when drplan did not) and the one that stops it. */
+  startCommand?: string;
+  stopCommand: string;
+  logFile: string;
+  /** Where recovery ended; only when drplan started the server. */
+  reached?: RecoveryPoint;
+  rejectedCopies: string[];
+  durationMs: number;
+}
+
+/** The target as reported: its kind, the value written for PostgreSQL, and how a local time was read. */
+export interface TargetReport {
+  kind: RecoveryTarget['kind'];
+  value?: string;
+  inclusive?: boolean;
+  /** For a time typed without offset: the time zone it was read in. */
+  localZone?: string;
+  description: string;
+}
+
+/**
+ * Checks everything that needs no writing: the data directory and, with
+ * `start`, the database URL's variables (drplan connects with them to follow
+ * recovery). Returns the plan of the restore.
+ */
+export async function planPointInTimeRestore(context: PlanContext, request: PitrRequest): Promise<PitrPlan> {
+  await assertEmptyDataDir(request.dataDir);
+  if (request.start) connectionTarget(request.database.url);
+  if (request.port !== undefined && request.start) await assertPortFree(request.port);
+  return planPitr(context, request.database, request.target);
+}
+
+/** Extracts the base backup, writes the recovery settings and, with `start`, recovers. */
+export async function runPointInTimeRestore(context: PlanContext, request: PitrRequest, plan: PitrPlan): Promise<PitrResult> {
+  const started = Date.now();
+  const dataDir = path.resolve(request.dataDir);
+  const log = context.log.child({ component: 'pitr', database: request.database.name, backupId: plan.entry.id });
+  log.info({ target: describeTarget(request.target), dataDir }, 'point-in-time restore started');
+
+  const extracted = await extractPhysicalBackup(context, plan.entry, dataDir, request.signal);
+  const owner = await serverOwner(request.signal);
+  const server: RecoveryServer = { binDir: await findPostgresBinDir(plan.meta.server.major), dataDir, logFile: path.join(dataDir, LOG_FILE), owner };
+  const port = request.port ?? (request.start ? await freePort() : undefined);
+  const restoreCommand = restoreCommandFor(request.planPath, request.database.name);
+  await writeRecoveryConfig(dataDir, { restoreCommand, target: request.target, port, socketDir: dataDir, archive: request.archive }, owner);
+  await prepareLogDir(server);
+  log.info({ dataDir, port }, 'recovery settings written');
+
+  let reached: RecoveryPoint | undefined;
+  if (request.start) {
+    const startedAt = await startRecoveryServer(server, request.signal);
+    try {
+      reached = await waitForRecoveryEnd(server, localConnection(request.database, port!), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
+    } catch (error) {
+      // An interrupt means the user no longer wants the server; a timeout leaves it recovering, as its message says.
+      if (error instanceof AbortedError) await stopRecoveryServer(server).catch((stopError: unknown) => log.error({ err: stopError }, 'stopping the restored server failed'));
+      throw error;
+    }
+    log.info({ ...reached, durationMs: Date.now() - started }, 'recovery ended and the server was promoted');
+  }
+  return {
+    backup: plan.entry.id,
+    repository: extracted.repository,
+    dataDir,
+    target: reportTarget(request.target),
+    window: plan.window,
+    walCheckedUntil: plan.chain.until,
+    restoreCommand,
+    port,
+    startCommand: request.start ? undefined : formatCommand(pgCtlCommand(server, ['-l', server.logFile, 'start'])),
+    stopCommand: formatCommand(pgCtlCommand(server, ['-m', 'fast', 'stop'])),
+    logFile: server.logFile,
+    reached,
+    rejectedCopies: extracted.rejected,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** Rejects a data directory that exists and is not an empty directory; a missing one is created later. */
+export async function assertEmptyDataDir(dir: string): Promise<void> {
+  const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (info === undefined) return;
+  const hint = 'Choose a new or empty directory; drplan never restores over existing files.';
+  if (!info.isDirectory()) throw new UsageError(`--data-dir ${dir} exists and is not a directory`, { code: 'pitr.data_dir', object: dir, hint });
+  const entries = await readdir(dir);
+  if (entries.length > 0) {
+    throw new UsageError(`--data-dir ${dir} is not empty (${entries.length} entries, such as ${entries.sort()[0]})`, { code: 'pitr.data_dir', object: dir, hint });
+  }
+}
+
+/** Returns the plan database's URL pointed at a server on 127.0.0.1:`port`: same user, password and database name. */
+export function localConnection(database: DatabaseConfig, port: number): ConnectionTarget {
+  const url = new URL(database.url);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  for (const name of ['host', 'hostaddr', 'port']) url.searchParams.delete(name);
+  return connectionTarget(url.toString());
+}
+
+export function reportTarget(target: RecoveryTarget): TargetReport {
+  const description = describeTarget(target);
+  switch (target.kind) {
+    case 'time':
+      return { kind: 'time', value: formatTargetTime(target.time), inclusive: target.inclusive, localZone: target.time.localZone, description };
+    case 'lsn':
+      return { kind: 'lsn', value: formatLsn(target.lsn), inclusive: target.inclusive, description };
+    case 'xid':
+      return { kind: 'xid', value: String(target.xid), inclusive: target.inclusive, description };
+    case 'latest':
+      return { kind: 'latest', description };
+  }
+}
