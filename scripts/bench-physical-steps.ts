@@ -76,8 +76,8 @@ export async function restorePgBackRest(context: PhysicalContext, round: number,
  */
 export async function restoreDrplan(context: PhysicalContext, round: number, dir: string): Promise<ToolRun> {
   const cli = context.features.pitrRestore;
-  const args = cli ? drplanArgs(context, ['restore', 'latest', '--pitr', '--database', DATABASE, '--data-dir', dir]) : [EXTRACT_SCRIPT, context.planFile, DATABASE, dir];
-  const label = cli ? `drplan restore --pitr --data-dir (round ${round})` : `drplan extractPhysicalBackup (round ${round})`;
+  const args = cli ? drplanArgs(context, ['restore', '--pitr', '--target', 'latest', '--database', DATABASE, '--data-dir', dir]) : [EXTRACT_SCRIPT, context.planFile, DATABASE, dir];
+  const label = cli ? `drplan restore --pitr --target latest (round ${round})` : `drplan extractPhysicalBackup (round ${round})`;
   const { stdout: _stdout, ...step } = await timedRun(context, process.execPath, args, { label, env: drplanEnv(context), ...context.owner });
   return { tool: 'drplan', round, step, backup: 'latest' };
 }
