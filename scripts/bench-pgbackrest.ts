@@ -1,9 +1,9 @@
 /**
  * The pgBackRest side of the physical benchmark: a stanza for the throwaway
- * cluster with its own configuration file and a repository on local disk,
- * and the commands that the benchmark times (full backup, restore) or uses
- * (archive-push from the archive_command, archive-get from the restored
- * server's restore_command).
+ * cluster with its own configuration file and a repository on local disk.
+ * The benchmark times its full backup and restore, and uses archive-push in
+ * the archive_command and archive-get in the restored server's
+ * restore_command.
  *
  * Every pgBackRest command runs as the server's owner, as pgBackRest expects:
  * it reads the data directory and writes files that the server reads.
@@ -18,10 +18,10 @@ export const STANZA = 'bench';
 const PROGRAM = 'pgbackrest';
 
 /**
- * Options of the comparison: zstd (pgBackRest calls it `zst`) at pgBackRest's default level for it (3,
- * the level drplan uses too), two processes for compression and transfer,
- * a fast checkpoint at the start, and a check that the WAL needed to make
- * the backup consistent has reached the archive before the backup succeeds.
+ * Options of the comparison. Compression is zstd (pgBackRest calls it `zst`)
+ * at level 3, pgBackRest's default for zstd and drplan's default too. Two
+ * processes compress and transfer, the backup starts with a fast checkpoint,
+ * and it succeeds only once the WAL that makes it consistent is archived.
  */
 export const PGBACKREST_OPTIONS: Record<string, string> = {
   'compress-type': 'zst',
@@ -31,7 +31,7 @@ export const PGBACKREST_OPTIONS: Record<string, string> = {
   'archive-check': 'y',
 };
 
-/** Where one stanza's files live, and how to run pgBackRest on it. */
+/** Paths of one stanza's files, and the user and environment to run pgBackRest with. */
 export interface PgBackRestSetup {
   configFile: string;
   repositoryDir: string;
@@ -43,7 +43,7 @@ export interface PgBackRestSetup {
 
 /**
  * Returns pgBackRest's version line, such as "pgBackRest 2.45", or throws an
- * error that says how to install it.
+ * error that explains how to install it.
  */
 export async function pgBackRestVersion(signal: AbortSignal): Promise<string> {
   try {

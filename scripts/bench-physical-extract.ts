@@ -1,8 +1,8 @@
 /**
  * Restores drplan's latest physical backup of a database into an empty data
- * directory, with the library calls that `drplan restore --pitr` makes
- * before it starts a server: extract the base backup (checking its SHA-256),
- * then write restore_command and recovery.signal for recovery to the end of
+ * directory with the library calls that `drplan restore --pitr` makes before
+ * it starts a server. It extracts the base backup (checking its SHA-256),
+ * then writes restore_command and recovery.signal for recovery to the end of
  * the archived WAL. The physical benchmark times this program on builds
  * whose CLI has no `restore --pitr` yet.
  *

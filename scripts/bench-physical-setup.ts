@@ -13,7 +13,7 @@ import { pgBackRestArgs, type PgBackRestSetup } from './bench-pgbackrest.js';
 export const DRPLAN_BIN = fileURLToPath(new URL('../../bin/drplan.js', import.meta.url));
 export const DATABASE = 'bench';
 
-/** Which of the commands the benchmark uses this build of drplan has. */
+/** Presence, in this build of drplan, of each command that the benchmark uses. */
 export interface DrplanFeatures {
   physicalBackup: boolean;
   pitrRestore: boolean;

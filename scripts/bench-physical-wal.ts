@@ -31,7 +31,7 @@ export interface WalPushRun {
 export interface WalPushResult {
   segmentBytes: number;
   runs: WalPushRun[];
-  /** Why a tool or mode was not measured, if one was not. */
+  /** Reasons for any tool or mode that was not measured. */
   notes: string[];
 }
 
@@ -165,7 +165,7 @@ async function pushAsync(context: PhysicalContext, round: number, segments: stri
     const queued = (await readdir(queueDir).catch(() => [] as string[])).filter((name) => SPOOL_ENTRY.test(name));
     if (queued.length === 0) break;
     if (context.signal.aborted) throw context.signal.reason;
-    if (performance.now() > deadline) throw new Error(`drplan's spool ${queueDir} still holds ${queued.length} files after 300 s`);
+    if (performance.now() > deadline) throw new Error(`drplan's spool ${queueDir} still contains ${queued.length} files after 300 s: the uploader timed out`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const durationMs = performance.now() - started;

@@ -23,8 +23,8 @@
  * 1 when a step failed; 130 when interrupted. The cluster and all temporary
  * files are removed in every case.
  *
- * Run with `npm run bench:physical`. Needs pgBackRest (it says how to
- * install it when it is missing), root or the `postgres` user, and Linux.
+ * Run with `npm run bench:physical`. Needs pgBackRest (a missing one is
+ * reported with how to install it), root or the `postgres` user, and Linux.
  */
 import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -122,7 +122,7 @@ async function runPhysicalBench(config: PhysicalConfig, cleanup: Cleanup, signal
   }
 
   const restores: ToolRun[] = [];
-  const kept: Partial<Record<ToolRun['tool'], string>> = {};
+  const restoredDirs: Partial<Record<ToolRun['tool'], string>> = {};
   for (let round = 1; round <= config.rounds; round++) {
     const order = round % 2 === 1 ? (['pgBackRest', 'drplan'] as const) : (['drplan', 'pgBackRest'] as const);
     for (const tool of order) {
@@ -130,12 +130,12 @@ async function runPhysicalBench(config: PhysicalConfig, cleanup: Cleanup, signal
       const dir = await emptyOwnedDir(context, `restore-${tool}-${round}`);
       restores.push(tool === 'pgBackRest' ? await restorePgBackRest(context, round, dir) : await restoreDrplan(context, round, dir));
       // The last restore of each tool is started and checked below; the others only take disk space.
-      if (round === config.rounds) kept[tool] = dir;
+      if (round === config.rounds) restoredDirs[tool] = dir;
       else await rm(dir, { recursive: true, force: true });
     }
   }
   const checks = [];
-  for (const [tool, dir] of Object.entries(kept)) {
+  for (const [tool, dir] of Object.entries(restoredDirs)) {
     checks.push(await checkRestoredCluster(context, tool as ToolRun['tool'], dir, database.rows));
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 /**
- * What the benchmarks share: logging to stderr, removal of everything they
+ * Helpers that the benchmarks share: logging to stderr, removal of everything they
  * created, the interrupt handling of their main function, and timed runs of
  * one program with its memory and CPU sampled.
  */
@@ -72,7 +72,7 @@ export async function runBenchMain(body: (cleanup: Cleanup, signal: AbortSignal)
   }
 }
 
-/** What a timed run needs: the server to checkpoint and to measure, and the abort signal. */
+/** The server that a timed run checkpoints and measures, and the abort signal. */
 export interface RunContext {
   cluster: ThrowawayCluster;
   postmasterPid: number;
