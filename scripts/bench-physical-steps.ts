@@ -4,15 +4,12 @@
  * copy starts, finishes recovery and has the source's row counts.
  */
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runProcess } from '../src/util/process.js';
 import { withClient } from './bench-data.js';
 import type { StepResult } from './bench-report.js';
 import { log, timedRun } from './bench-run.js';
 import { listPgBackRestBackups, pgBackRestArgs } from './bench-pgbackrest.js';
 import { DATABASE, drplanArgs, drplanEnv, type PhysicalContext } from './bench-physical-setup.js';
-
-const EXTRACT_SCRIPT = fileURLToPath(new URL('./bench-physical-extract.js', import.meta.url));
 
 export type Tool = 'drplan' | 'pgBackRest';
 
@@ -68,17 +65,10 @@ export async function restorePgBackRest(context: PhysicalContext, round: number,
   return { tool: 'pgBackRest', round, step, backup: 'latest' };
 }
 
-/**
- * Times `drplan restore --pitr --data-dir DIR`, which extracts the latest
- * physical backup and writes the recovery settings. On a build without that
- * command, it times bench-physical-extract.js, which makes the same library
- * calls.
- */
+/** Times `drplan restore --pitr --target latest --data-dir DIR`, which extracts the latest physical backup and writes the recovery settings. */
 export async function restoreDrplan(context: PhysicalContext, round: number, dir: string): Promise<ToolRun> {
-  const cli = context.features.pitrRestore;
-  const args = cli ? drplanArgs(context, ['restore', '--pitr', '--target', 'latest', '--database', DATABASE, '--data-dir', dir]) : [EXTRACT_SCRIPT, context.planFile, DATABASE, dir];
-  const label = cli ? `drplan restore --pitr --target latest (round ${round})` : `drplan extractPhysicalBackup (round ${round})`;
-  const { stdout: _stdout, ...step } = await timedRun(context, process.execPath, args, { label, env: drplanEnv(context), ...context.owner });
+  const args = drplanArgs(context, ['restore', '--pitr', '--target', 'latest', '--database', DATABASE, '--data-dir', dir]);
+  const { stdout: _stdout, ...step } = await timedRun(context, process.execPath, args, { label: `drplan restore --pitr --target latest (round ${round})`, env: drplanEnv(context), ...context.owner });
   return { tool: 'drplan', round, step, backup: 'latest' };
 }
 

@@ -126,7 +126,7 @@ async function runPhysicalBench(config: PhysicalConfig, cleanup: Cleanup, signal
   for (let round = 1; round <= config.rounds; round++) {
     const order = round % 2 === 1 ? (['pgBackRest', 'drplan'] as const) : (['drplan', 'pgBackRest'] as const);
     for (const tool of order) {
-      if (tool === 'drplan' && !features.physicalBackup) continue;
+      if (tool === 'drplan' && !(features.physicalBackup && features.pitrRestore)) continue;
       const dir = await emptyOwnedDir(context, `restore-${tool}-${round}`);
       restores.push(tool === 'pgBackRest' ? await restorePgBackRest(context, round, dir) : await restoreDrplan(context, round, dir));
       // The last restore of each tool is started and checked below; the others only take disk space.
