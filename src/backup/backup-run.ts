@@ -31,7 +31,7 @@ export interface BackupRequest {
   now?: () => Date;
 }
 
-/** What a backup run knows once it holds the lock and has its id. */
+/** The state of a backup run once it holds the lock and has its id. */
 export interface BackupRun {
   id: string;
   origin: BackupMetadata['origin'];
@@ -137,7 +137,7 @@ export async function checkSize(context: PlanContext, database: string, kind: Ba
   return sizeFlags(storedBytes, recent);
 }
 
-/** Returns the error that says a backup was interrupted and nothing was committed. */
+/** Returns the error for a backup interrupted before its commit. */
 export function interrupted(cause?: unknown): AbortedError {
   return new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause });
 }

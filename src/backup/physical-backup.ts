@@ -155,7 +155,7 @@ function stallTimer(context: PlanContext, client: pg.Client, controller: AbortCo
     controller.abort(
       new StorageError(`timed out after ${context.plan.backup.archiveTimeout} waiting for PostgreSQL to archive the WAL segment that ends the backup${failed}`, {
         code: 'backup.wal_timeout',
-        hint: 'Check archive_command (drplan wal push %p) and the server log; raise backup.archiveTimeout if archiving is only slow.',
+        hint: 'Check archive_command (drplan wal push --database NAME %p) and the server log; raise backup.archiveTimeout if archiving is only slow.',
       }),
     );
   };
@@ -196,11 +196,11 @@ async function waitForArchivedSegment(context: PlanContext, database: string, se
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   throw new StorageError(
-    `WAL segment ${segment}, which holds the backup's stop LSN ${stopLsn}, did not reach repository ${missing.map((s) => s.name).join(', ')} within ${timeout}`,
+    `WAL segment ${segment}, which contains the backup's stop LSN ${stopLsn}, is still missing from repository ${missing.map((s) => s.name).join(', ')} after ${timeout}`,
     {
       code: 'backup.wal_missing',
       object: walKey(database, segment, context.plan.backup.compression),
-      hint: "Check the server's archive_command (it should run `drplan wal push %p` with this plan) and its log; raise backup.archiveTimeout if archiving is only slow.",
+      hint: "Check the server's archive_command (it should run `drplan wal push --database NAME %p` with this plan) and its log; raise backup.archiveTimeout if archiving is only slow.",
     },
   );
 }

@@ -1,8 +1,8 @@
 /**
- * Extraction of a physical base backup into a data directory: the first
- * repository whose copy matches its SHA-256 wins, the tar stream is unpacked
- * as it downloads, and backup_manifest is written beside the data files so
- * that pg_verifybackup can check them. The WAL is not in the backup; a
+ * Extraction of a physical base backup into a data directory. The first
+ * repository whose copy matches its SHA-256 wins, and the tar stream is
+ * unpacked as it downloads. backup_manifest is written beside the data files
+ * so that pg_verifybackup can check them. The WAL is not in the backup; a
  * restore brings it from the archive through restore_command.
  */
 import { createWriteStream } from 'node:fs';

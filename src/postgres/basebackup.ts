@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { extract } from 'tar-stream';
 import { ConfigError, IntegrityError } from '../errors.js';
 import { startProcess, type RunningProcess } from '../util/process.js';
+import { parseLsn, segmentName, segnoOfLsn } from '../wal/segment.js';
 import type { ConnectionTarget } from './connection.js';
 import type { PgTool } from './tools.js';
 
@@ -34,7 +35,7 @@ export async function assertArchiving(client: pg.Client, endpoint: string): Prom
   throw new ConfigError(`the server at ${endpoint} does not archive its WAL: ${problems.join(', ')}; a physical backup without archived WAL cannot be restored`, {
     code: 'backup.archiving',
     object: endpoint,
-    hint: "Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push %p' in postgresql.conf, restart the server, then run the backup again.",
+    hint: "Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push --database NAME %p' in postgresql.conf, restart the server, then run the backup again.",
   });
 }
 
@@ -58,6 +59,9 @@ export async function readWalFacts(client: pg.Client): Promise<WalFacts> {
  * Starts pg_basebackup writing an uncompressed tar stream to stdout, after a
  * fast checkpoint, without WAL (`-X none`: the WAL comes from the archive).
  * The password reaches the child through PGPASSWORD, never argv.
+ *
+ * NOTE: a tar stream on stdout holds one tablespace only, so pg_basebackup
+ * itself fails on a cluster with extra tablespaces; drplan has no other mode yet.
  */
 export function startBaseBackup(tool: PgTool, target: ConnectionTarget, options: { label: string; signal?: AbortSignal }): RunningProcess {
   const args = ['--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', `--label=${options.label}`, '--no-password', `--dbname=${target.uri}`];
@@ -102,21 +106,6 @@ export function parseManifestWalRange(manifest: Buffer): ManifestWalRange {
   return { timeline: last.Timeline, startLsn: ranges![0]!['Start-LSN']!, endLsn: last['End-LSN'] };
 }
 
-/** Parses an LSN such as 0/3000028 into a byte position. */
-export function parseLsn(lsn: string): bigint {
-  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
-  if (!match) throw new IntegrityError(`invalid LSN ${JSON.stringify(lsn)}`, { code: 'wal.lsn', object: lsn });
-  return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`);
-}
-
-/** Returns the name of the WAL segment that holds byte `position` on `timeline`. */
-export function segmentAt(position: bigint, timeline: number, segmentSize: number): string {
-  const segmentNumber = position / BigInt(segmentSize);
-  const segmentsPerId = 0x100000000n / BigInt(segmentSize);
-  const hex = (value: bigint | number) => value.toString(16).toUpperCase().padStart(8, '0');
-  return `${hex(timeline)}${hex(segmentNumber / segmentsPerId)}${hex(segmentNumber % segmentsPerId)}`;
-}
-
 /**
  * Returns the first and last segment a restore of the backup needs. The last
  * is the segment holding the byte before the stop LSN, as PostgreSQL names it
@@ -126,12 +115,12 @@ export function segmentAt(position: bigint, timeline: number, segmentSize: numbe
 export function backupSegments(startLsn: string, stopLsn: string, timeline: number, stopTimeline: number, segmentSize: number) {
   const stop = parseLsn(stopLsn);
   return {
-    firstSegment: segmentAt(parseLsn(startLsn), timeline, segmentSize),
-    lastSegment: segmentAt(stop > 0n ? stop - 1n : 0n, stopTimeline, segmentSize),
+    firstSegment: segmentName({ timeline, segno: segnoOfLsn(parseLsn(startLsn), segmentSize) }, segmentSize),
+    lastSegment: segmentName({ timeline: stopTimeline, segno: segnoOfLsn(stop > 0n ? stop - 1n : 0n, segmentSize) }, segmentSize),
   };
 }
 
-/** What the scanner found in a base backup's tar stream. */
+/** The members kept from a base backup's tar stream, and its entry count. */
 export interface ScannedBaseBackup {
   backupLabel?: Buffer;
   manifest?: Buffer;

@@ -1,8 +1,8 @@
 /**
  * Deep verification of a physical base backup: a checked copy is extracted
  * into a temporary directory and pg_verifybackup compares every file with the
- * stored backup_manifest. The WAL is not part of the backup, so its parsing
- * is skipped (`--no-parse-wal`); the archive holds it.
+ * stored backup_manifest. The WAL is not part of the backup but of the WAL
+ * archive, so pg_verifybackup skips it (`--no-parse-wal`).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,7 +20,7 @@ export async function verifyBaseBackup(context: PlanContext, entry: CatalogEntry
   const meta = asPhysical(entry.meta);
   const started = Date.now();
   const scratch = await mkdtemp(path.join(context.plan.backup.tempDir ?? os.tmpdir(), 'drplan-verify-'));
-  record.target = 'pg_verifybackup --no-parse-wal on an extracted copy';
+  record.target = 'a temporary data directory (pg_verifybackup --no-parse-wal)';
   try {
     const tool = await findTool('pg_verifybackup', meta.server.major, meta.server.version);
     const dataDir = path.join(scratch, 'data');

@@ -2,7 +2,7 @@
  * Backup ids and the object keys of a backup inside a repository.
  */
 import { describe, expect, it } from 'vitest';
-import { assertValidBackupId, backupKeys, databasePrefix, defaultBackupId, fileExtension } from '../../src/backup/layout.js';
+import { assertValidBackupId, backupKeys, databasePrefix, defaultBackupId, fileExtension, keysOfAnyKind, physicalBackupKeys } from '../../src/backup/layout.js';
 import { UsageError } from '../../src/errors.js';
 
 function backupIdError(id: string): unknown {
@@ -52,6 +52,26 @@ describe('assertValidBackupId', () => {
     expect((error as UsageError).message).toBe(`invalid backup name ${JSON.stringify(id)}`);
     expect((error as UsageError).hint).toBe(
       'Use 1-128 letters, digits, "_", "-" or "." starting with a letter or digit, for example emergency_backup_20261204_031500.',
+    );
+  });
+});
+
+describe('physicalBackupKeys', () => {
+  it('zstd layout', () => {
+    expect(physicalBackupKeys('backups', 'shop', 'backup_20261204_020005', 'zstd')).toEqual({
+      archive: 'backups/shop/backup_20261204_020005.base.tar.zst',
+      manifest: 'backups/shop/backup_20261204_020005.manifest.zst',
+      meta: 'backups/shop/backup_20261204_020005.meta.json',
+    });
+  });
+
+  it('uncompressed layout', () => {
+    expect(physicalBackupKeys('manual', 'shop', 'before_upgrade', 'none').archive).toBe('manual/shop/before_upgrade.base.tar');
+  });
+
+  it('clash check covers both kinds', () => {
+    expect(keysOfAnyKind('backups', 'shop', 'b1', 'gzip').sort()).toEqual(
+      ['backups/shop/b1.base.tar.gz', 'backups/shop/b1.dump.gz', 'backups/shop/b1.globals.sql.gz', 'backups/shop/b1.manifest.gz', 'backups/shop/b1.meta.json'],
     );
   });
 });

@@ -65,7 +65,7 @@ describe('loadPlan reference plan', () => {
     expect(plan.repositories[1]!.region).toBe('eu-central-1');
     expect(plan.repositories[1]!.endpoint).toBeUndefined();
     expect(plan.repositories[1]!.retention).toEqual({ keepDays: 90, maxAgeDays: 90, partialGrace: '24h' });
-    expect(plan.backup).toEqual({ compression: 'zstd', compressionLevel: 3, lockTimeout: '0s' });
+    expect(plan.backup).toEqual({ compression: 'zstd', compressionLevel: 3, lockTimeout: '0s', archiveTimeout: '60s' });
     expect(plan.jobs).toHaveLength(6);
     expect(plan.scenarios?.map((scenario) => scenario.name)).toEqual(['database-corruption', 'complete-system-failure', 'data-breach', 'accidental-deletion']);
   });
@@ -135,7 +135,7 @@ describe('loadPlan validation', () => {
     const error = await loadError(file);
 
     expect(error.code).toBe('config.invalid');
-    expect(error.message).toBe(`invalid plan ${file}:\n  (top level): unknown field retention; allowed fields here: version, service, objectives, databases, repositories, backup, files, jobs, verify, scenarios, incidents, compliance`);
+    expect(error.message).toBe(`invalid plan ${file}:\n  (top level): unknown field retention; allowed fields here: version, service, objectives, databases, repositories, backup, wal, files, jobs, verify, scenarios, incidents, compliance`);
   });
 
   it('bad repository url', async () => {
@@ -247,7 +247,7 @@ describe('loadPlan validation', () => {
     const plan = await loadPlan(file, {});
 
     expect(plan.version).toBe(1);
-    expect(plan.backup).toEqual({ compression: 'zstd', lockTimeout: '0s' });
+    expect(plan.backup).toEqual({ compression: 'zstd', lockTimeout: '0s', archiveTimeout: '60s' });
   });
 });
 

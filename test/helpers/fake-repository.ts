@@ -88,8 +88,15 @@ export async function writeFakeBackup(dir: string, backup: FakeBackup): Promise<
   return keys;
 }
 
-/** Writes the metadata of a physical base backup (no data objects) whose WAL starts at `firstSegment` on timeline 1. */
-export async function writeFakePhysicalBackup(dir: string, backup: { id: string; database: string; startedAt: Date; firstSegment: string }): Promise<string> {
+/**
+ * Writes the metadata of a physical base backup whose WAL starts at
+ * `firstSegment` on timeline 1, and with `withObjects` its archive and
+ * manifest objects too.
+ */
+export async function writeFakePhysicalBackup(
+  dir: string,
+  backup: { id: string; database: string; startedAt: Date; firstSegment: string; withObjects?: boolean },
+): Promise<string> {
   const base = `backups/${backup.database}/${backup.id}`;
   const object = (key: string) => ({ key, bytes: 1, sha256: '0'.repeat(64) });
   const meta = {
@@ -109,7 +116,7 @@ export async function writeFakePhysicalBackup(dir: string, backup: { id: string;
     rawBytes: 1,
     storedBytes: 1,
     sha256: '0'.repeat(64),
-    archive: object(`${base}.tar.zst`),
+    archive: object(`${base}.base.tar.zst`),
     manifest: object(`${base}.manifest.zst`),
     repositories: ['local'],
     wal: {
@@ -122,6 +129,10 @@ export async function writeFakePhysicalBackup(dir: string, backup: { id: string;
       walSegmentSize: 16 * 1024 * 1024,
     },
   };
+  if (backup.withObjects) {
+    await writeObject(dir, meta.archive.key, 'a');
+    await writeObject(dir, meta.manifest.key, 'm');
+  }
   await writeObject(dir, `${base}.meta.json`, `${JSON.stringify(meta, null, 2)}\n`);
   return `${base}.meta.json`;
 }

@@ -4,14 +4,12 @@
  * verification, extraction and a server started from the extracted copy,
  * and the refusals and failures that must commit nothing.
  *
- * The cluster's archive_command runs test/helpers/wal-archive-standin.mjs, a
- * stand-in for `drplan wal push` that stores each WAL file under the same
- * walKey() layout.
+ * The cluster archives with `drplan wal push` and the restored copy
+ * recovers with `drplan wal fetch`, both with the same plan.
  */
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBackup, readCatalog } from '../../src/backup/catalog.js';
 import type { PhysicalMetadata } from '../../src/backup/metadata.js';
@@ -22,13 +20,13 @@ import { UsageError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logging.js';
 import { serverOwner, startThrowawayCluster, type ThrowawayCluster } from '../../src/postgres/cluster.js';
 import { runProcess } from '../../src/util/process.js';
-import { runCli, startCli } from '../helpers/cli.js';
+import { repoRoot, runCli, startCli } from '../helpers/cli.js';
 import { query } from '../helpers/pg.js';
 import { fileRepository, s3Env, s3Repository, writePlan, type TestRepository } from '../helpers/plan.js';
 import { waitForChild } from '../helpers/procs.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3.js';
 
-const standin = fileURLToPath(new URL('../helpers/wal-archive-standin.mjs', import.meta.url));
+const DRPLAN = path.join(repoRoot, 'bin', 'drplan.js');
 
 describe('physical backup', () => {
   let cluster: ThrowawayCluster;
@@ -39,7 +37,7 @@ describe('physical backup', () => {
   let env: Record<string, string>;
   let planFile: string;
   let work: string;
-  /** While this file exists, the stand-in archive_command fails. */
+  /** While this file exists, the cluster's archive_command fails. */
   let blockFile: string;
   let meta: PhysicalMetadata;
 
@@ -49,25 +47,21 @@ describe('physical backup', () => {
     local = await fileRepository('local');
     offsite = s3Repository('offsite', s3, 'physical');
     env = s3Env(s3);
-    // The server runs as the postgres system user; it writes WAL into the file repository and reads the stand-in's files.
+    // The server runs as the postgres system user, which runs archive_command: it reads the plan and writes the file repository.
     work = await mkdtemp(path.join(tmpdir(), 'drplan-physical-'));
     await chmod(work, 0o755);
     await chmod(local.dir, 0o777);
     blockFile = path.join(work, 'block-archiving');
-    const standinConfig = path.join(work, 'archive.json');
-    await writeFile(standinConfig, JSON.stringify({ repositories: [local, offsite], database: 'app', compression: 'zstd', env }));
-    const archiveCommand = `test ! -e ${blockFile} && ${process.execPath} ${standin} ${standinConfig} %p %f`;
+    planFile = path.join(work, 'drplan.yaml');
     [cluster, plain] = await Promise.all([
-      startThrowawayCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: archiveCommand } }),
+      startThrowawayCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: `test ! -e ${blockFile} && ${walCommand('push --database app %p')}` } }),
       startThrowawayCluster(),
     ]);
     await query(cluster.url(), 'CREATE DATABASE app');
     await query(cluster.url('app'), 'CREATE TABLE items AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g');
-    planFile = await writePlan({
-      databases: [{ name: 'app', url: cluster.url('app') }],
-      repositories: [local, offsite],
-      backup: { archiveTimeout: '20s' },
-    });
+    const written = await writePlan({ databases: [{ name: 'app', url: cluster.url('app') }], repositories: [local, offsite], backup: { archiveTimeout: '20s' } });
+    await writeFile(planFile, await readFile(written));
+    await chmod(planFile, 0o644);
   });
 
   afterAll(async () => {
@@ -160,7 +154,7 @@ describe('physical backup', () => {
     }
   });
 
-  it('refuses non-empty directory', async () => {
+  it('rejects non-empty directory', async () => {
     const context = await openContext();
     const entry = findBackup(await readCatalog(context, 'app'), meta.id, 'app');
     const dir = await mkdtemp(path.join(tmpdir(), 'drplan-occupied-'));
@@ -181,8 +175,15 @@ describe('physical backup', () => {
     const result = await runCli(['--config', plan, 'backup', '--kind', 'physical'], { env });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('does not archive its WAL: archive_mode is off (must be on), archive_command is empty; a physical backup without archived WAL cannot be restored');
-    expect(result.stderr).toContain("hint: Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push %p'");
+    expect(result.stderr).toContain("hint: Set wal_level = replica, archive_mode = on and archive_command = 'drplan wal push --database NAME %p'");
     expect(await readdir(path.join(local.dir, 'backups'))).toEqual(['app']);
+  });
+
+  it('rejects unknown kind', async () => {
+    const result = await runCli(['--config', planFile, 'backup', '--kind', 'incremental'], { env });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('drplan: error: invalid --kind "incremental"');
+    expect(result.stderr).toContain('hint: Use --kind logical or --kind physical.');
   });
 
   it('fails verify after flipped byte', async () => {
@@ -199,6 +200,21 @@ describe('physical backup', () => {
     } finally {
       await writeFile(copy, original);
     }
+  });
+
+  it('fails when a repository lacks the WAL', async () => {
+    // The server archives into local and offsite only, so the stop segment never reaches the third repository.
+    const other = await fileRepository('other');
+    const plan = await writePlan({ databases: [{ name: 'app', url: cluster.url('app') }], repositories: [local, other], backup: { archiveTimeout: '10s' } });
+    // With the archiver caught up, the server archives the backup's end well within the timeout.
+    await query(cluster.url(), 'SELECT pg_switch_wal()');
+    await waitForArchived(`${await currentSegmentBefore()}.zst`);
+    const result = await runCli(['--config', plan, 'backup', '--kind', 'physical', '--name', 'unarchived'], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/WAL segment [0-9A-F]{24}, which contains the backup's stop LSN [0-9A-F]+\/[0-9A-F]+, is still missing from repository other after 10s/);
+    expect(result.stderr).toContain('drplan wal push --database NAME %p');
+    await expectOnlyFirstBackup();
+    expect(await readdir(path.join(other.dir, 'manual', 'app')).catch(() => [])).toEqual([]);
   });
 
   it('commits nothing when pg_basebackup is killed', async () => {
@@ -247,6 +263,16 @@ describe('physical backup', () => {
     }
   });
 
+  /**
+   * Returns a shell command that runs drplan's `wal` subcommand with the plan.
+   * The server's environment lacks the S3 settings, so they are set here;
+   * s3rver accepts only its fixed test key, which is no secret.
+   */
+  function walCommand(subcommand: string): string {
+    const variables = Object.entries(env).map(([name, value]) => `${name}=${value}`).join(' ');
+    return `${variables} ${process.execPath} ${DRPLAN} --config ${planFile} wal ${subcommand}`;
+  }
+
   async function openContext(): Promise<PlanContext> {
     Object.assign(process.env, env);
     return createContext(await loadPlan(planFile, { ...process.env, ...env }), silentLogger);
@@ -263,7 +289,7 @@ describe('physical backup', () => {
 
   async function waitForArchived(file: string): Promise<void> {
     const deadline = Date.now() + 30_000;
-    while (!(await readdir(path.join(local.dir, 'wal', 'app'))).includes(file)) {
+    while (!(await readdir(path.join(local.dir, 'wal', 'app')).catch(() => [] as string[])).includes(file)) {
       if (Date.now() > deadline) throw new Error(`${file} was not archived within 30 s`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -292,13 +318,12 @@ describe('physical backup', () => {
   /** Starts PostgreSQL on the extracted copy, recovering from the archived WAL, and returns its port. */
   async function startRestoredServer(root: string, dataDir: string, owner: { uid?: number; gid?: number }): Promise<number> {
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const walDir = path.join(local.dir, 'wal', 'app');
     const settings = [
       `port = ${port}`,
       "listen_addresses = '127.0.0.1'",
       `unix_socket_directories = '${root}'`,
       "archive_mode = 'off'",
-      `restore_command = 'zstd -q -d -c ${walDir}/%f.zst > %p'`,
+      `restore_command = '${walCommand('fetch --database app %f %p')}'`,
     ];
     await writeFile(path.join(dataDir, 'postgresql.auto.conf'), `${settings.join('\n')}\n`);
     await writeFile(path.join(dataDir, 'recovery.signal'), '');

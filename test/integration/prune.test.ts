@@ -18,7 +18,7 @@ import { FileStorage } from '../../src/storage/file.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { runCli } from '../helpers/cli.js';
 import { fileRepository } from '../helpers/plan.js';
-import { sha256, writeFakeBackup, writeObject, type FakeBackup, type Origin } from '../helpers/fake-repository.js';
+import { sha256, writeFakeBackup, writeFakePhysicalBackup, writeObject, type FakeBackup, type Origin } from '../helpers/fake-repository.js';
 
 const NOW = '2026-12-04T12:00:00Z';
 const NOW_MS = Date.parse(NOW);
@@ -37,6 +37,7 @@ interface Decision {
   delete: boolean;
   rule: string;
   class: Origin;
+  kind: 'logical' | 'physical' | 'files';
   warning?: string;
 }
 
@@ -202,11 +203,11 @@ describe('prune dry run then real run', () => {
     const decisions = dryReport.repositories[0]!.decisions;
 
     expect(decisions.length).toBe(102);
-    expect(decisions.find((d) => d.id === scheduled(0).id)).toEqual({ id: scheduled(0).id, database: 'app', delete: false, rule: 'newest good', class: 'scheduled' });
+    expect(decisions.find((d) => d.id === scheduled(0).id)).toEqual({ id: scheduled(0).id, database: 'app', delete: false, rule: 'newest good', class: 'scheduled', kind: 'logical' });
     expect(decisions.find((d) => d.id === scheduled(4).id)?.rule).toBe('keepLast');
     expect(decisions.find((d) => d.id === scheduled(13).id)?.rule).toBe('keepDays');
-    expect(decisions.find((d) => d.id === MANUAL.id)).toEqual({ id: MANUAL.id, database: 'app', delete: false, rule: 'newest good', class: 'manual' });
-    expect(decisions.find((d) => d.id === PRE_RESTORE.id)).toEqual({ id: PRE_RESTORE.id, database: 'app', delete: false, rule: 'newest good', class: 'pre_restore' });
+    expect(decisions.find((d) => d.id === MANUAL.id)).toEqual({ id: MANUAL.id, database: 'app', delete: false, rule: 'newest good', class: 'manual', kind: 'logical' });
+    expect(decisions.find((d) => d.id === PRE_RESTORE.id)).toEqual({ id: PRE_RESTORE.id, database: 'app', delete: false, rule: 'newest good', class: 'pre_restore', kind: 'logical' });
     expect(dryReport.repositories[0]!.warnings).toEqual([]);
   });
 
@@ -348,6 +349,37 @@ describe('prune', () => {
     expect(decisions.filter((d) => d.rule === 'not selected').length).toBe(11);
   });
 
+  it('keepLast counts each kind', async () => {
+    const repo = await fabricate(scheduledRange(0, 3));
+    const physical = [0, 1, 2, 3].map((daysBack) => ({ id: `base_${scheduled(daysBack).id}`, database: 'app', startedAt: new Date(scheduled(daysBack).startedAt.getTime() + 3_600_000) }));
+    const twoDaysAgo = new Date(NOW_MS - 2 * 86_400_000);
+    for (const backup of physical) {
+      await writeFakePhysicalBackup(repo.dir, { ...backup, firstSegment: '000000010000000000000001', withObjects: true });
+      for (const suffix of ['.base.tar.zst', '.manifest.zst']) await utimes(path.join(repo.dir, 'backups', 'app', `${backup.id}${suffix}`), twoDaysAgo, twoDaysAgo);
+    }
+    const planFile = await writeRetentionPlan(repo, { keepLast: 2, partialGrace: '1h' });
+
+    const result = await runCli(['--config', planFile, 'prune', '--now', NOW, '--json']);
+
+    expect(result.code, result.stderr).toBe(0);
+    const report = parseReport(result.stdout).repositories[0]!;
+    const deleted = report.decisions.filter((d) => d.delete).map((d) => [d.kind, d.id, d.rule]);
+    expect(deleted.sort()).toEqual(
+      [
+        ['logical', scheduled(2).id, 'not selected'],
+        ['logical', scheduled(3).id, 'not selected'],
+        ['physical', physical[2]!.id, 'not selected'],
+        ['physical', physical[3]!.id, 'not selected'],
+      ].sort(),
+    );
+    // Committed base backup objects are old enough to count as partial, so only their metadata keeps them.
+    expect(report.partials).toEqual([]);
+    const kept = (await backupFiles(repo.dir)).filter((key) => key.includes('base_'));
+    expect(kept).toEqual(
+      [physical[0]!, physical[1]!].flatMap((b) => [`backups/app/${b.id}.base.tar.zst`, `backups/app/${b.id}.manifest.zst`, `backups/app/${b.id}.meta.json`]).sort(),
+    );
+  });
+
   it('compliance cap applies alone', async () => {
     const repo = await fabricate(scheduledRange(0, 99));
     const planFile = await writeRetentionPlan(repo, { keepLast: 5, keepDays: 14 }, { compliance: { maxRetentionDays: 60 } });
@@ -384,7 +416,7 @@ describe('prune', () => {
 
     expect(result.code).toBe(0);
     const report = parseReport(result.stdout);
-    expect(report.repositories[0]!.decisions.find((d) => d.id === oldManual.id)).toEqual({ id: oldManual.id, database: 'app', delete: true, rule: 'maxAgeDays', class: 'manual' });
+    expect(report.repositories[0]!.decisions.find((d) => d.id === oldManual.id)).toEqual({ id: oldManual.id, database: 'app', delete: true, rule: 'maxAgeDays', class: 'manual', kind: 'logical' });
     expect(report.repositories[0]!.warnings).toEqual([]);
     expect(result.stderr).not.toContain('warning:');
   });
@@ -398,7 +430,7 @@ describe('prune', () => {
     expect(result.code).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines[0]).toBe('repository local: deleted 86 of 102 backups, 1 partial objects');
-    for (const [origin, id, rule] of mainDeletions()) expect(lines).toContain(`  deleted app/${id} (${origin}): ${rule}`);
+    for (const [origin, id, rule] of mainDeletions()) expect(lines).toContain(`  deleted app/${id} (logical, ${origin}): ${rule}`);
     expect(lines).toContain(`  keep app/${scheduled(0).id} (logical, scheduled): newest good`);
     expect(lines).toContain(`  keep app/${MANUAL.id} (logical, manual): newest good`);
     expect(lines).toContain(`  deleted partial object ${OLD_PARTIAL} (48 B, modified 2026-12-01T03:05:00.000Z)`);
