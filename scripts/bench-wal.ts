@@ -28,7 +28,7 @@ const PAGE_BYTES = 8192;
 const THIRD = Math.floor(PAGE_BYTES / 3);
 const DRAIN_TIMEOUT_MS = 600_000;
 
-/** One WAL-like page: a random third (new tuple data), a text third (repeated row images) and zeros. */
+/** Returns one WAL-like page: a random third (new tuple data), a text third (repeated row images) and zeros. */
 function page(seed: number): Buffer {
   const bytes = Buffer.alloc(PAGE_BYTES);
   randomBytes(THIRD).copy(bytes, 0);

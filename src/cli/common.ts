@@ -3,6 +3,7 @@
  * output and the mapping from errors to messages and exit codes.
  */
 import { loadPlan, resolveConfigPath } from '../config/load.js';
+import type { Plan } from '../config/schema.js';
 import { createContext, type PlanContext } from '../context.js';
 import { DrplanError, ExitCode, exitCodeOf, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
@@ -28,6 +29,11 @@ export function logger(options: GlobalOptions = {}): Logger {
 export async function loadContext(options: GlobalOptions, use: { repositoriesOnly?: boolean } = {}): Promise<PlanContext> {
   const plan = await loadPlan(resolveConfigPath(options.config), process.env, { deferDatabaseVariables: use.repositoriesOnly });
   return createContext(plan, logger(options));
+}
+
+/** Loads the plan without opening its repositories or resolving database passwords. */
+export async function loadPlanOnly(options: GlobalOptions): Promise<Plan> {
+  return loadPlan(resolveConfigPath(options.config), process.env, { deferDatabaseVariables: true });
 }
 
 /**

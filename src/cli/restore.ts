@@ -1,7 +1,8 @@
 /**
  * `drplan restore`: restore a backup side by side, or in place after a safety
- * backup; with --pitr, recover a physical backup and archived WAL to a point
- * in time, into a new data directory or, for single tables, into a side database.
+ * backup. With --pitr it recovers a physical backup and the archived WAL to a
+ * point in time, into a new data directory or, for single tables, into a side
+ * database.
  */
 import type { Command } from 'commander';
 import { defaultDatabaseName, selectDatabase } from '../context.js';

@@ -6,24 +6,32 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { resolveConfigPath } from '../config/load.js';
-import { selectDatabase } from '../context.js';
+import { createContext, selectDatabase } from '../context.js';
 import { IntegrityError, StorageError, UsageError } from '../errors.js';
 import type { WalAnalysis } from '../wal/analyze.js';
-import { interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
+import { interruptSignal, loadContext, loadPlanOnly, logger, printJson, type GlobalOptions } from './common.js';
 
 export function registerWal(program: Command): void {
   const wal = program.command('wal').description('continuous WAL archiving for point-in-time recovery');
 
   wal
     .command('push')
-    .description('archive one WAL file on every repository (archive_command: drplan wal push --database NAME %p); exits 0 only when all hold it')
+    .description('archive one WAL file on every repository (archive_command: drplan wal push --database NAME %p); exits 0 only when every repository has stored it')
     .requiredOption('--database <name>', 'database of the plan whose server produced the file')
     .option('--drain', 'upload the files queued in the spool directory (asynchronous mode), then exit')
     .argument('[path]', 'the WAL file, relative to the data directory (%p)')
     .action(async (file: string | undefined, options: { database: string; drain?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const context = await loadContext(globals, { repositoriesOnly: true });
-      const database = selectDatabase(context.plan, options.database).name;
+      const plan = await loadPlanOnly(globals);
+      const database = selectDatabase(plan, options.database).name;
+      if (plan.wal.async && !options.drain && file !== undefined) {
+        // Queuing opens no repository, so an S3 repository's SDK is not even loaded.
+        const { spoolWalFile } = await import('../wal/spool.js');
+        const { walSourceName } = await import('../wal/push.js');
+        await spoolWalFile({ plan, log: logger(globals) }, database, path.resolve(file), await walSourceName(file), uploaderCommand(globals, database));
+        return;
+      }
+      const context = await createContext(plan, logger(globals));
       if (options.drain) {
         const { drainSpool } = await import('../wal/spool.js');
         await drainSpool(context, database, interruptSignal());
@@ -34,11 +42,6 @@ export function registerWal(program: Command): void {
       }
       const { readWalFile } = await import('../wal/push.js');
       const { fileName, bytes } = await readWalFile(file);
-      if (context.plan.wal.async) {
-        const { spoolWalFile } = await import('../wal/spool.js');
-        await spoolWalFile(context, database, fileName, bytes, uploaderCommand(globals, database));
-        return;
-      }
       const { archiveWalFile } = await import('../wal/archive.js');
       await archiveWalFile(context, database, fileName, bytes);
     });

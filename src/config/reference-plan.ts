@@ -44,6 +44,17 @@ backup:
   compression: zstd      # zstd (default), gzip or none
   compressionLevel: 3
 
+# Continuous WAL archiving for point-in-time recovery. In postgresql.conf:
+#   archive_mode = on
+#   archive_command = 'drplan --config /etc/drplan/drplan.yaml wal push --database shop %p'
+#   restore_command = 'drplan --config /etc/drplan/drplan.yaml wal fetch --database shop %f %p'
+# With async, push queues each file in spoolDir and returns at once; a background
+# uploader stores it. When maxQueue files wait, push fails and PostgreSQL keeps the file.
+wal:
+  async: false
+  # spoolDir: /var/lib/drplan/spool
+  maxQueue: 64
+
 # Application data: directories of files, archived with tar.
 files:
   - name: uploads

@@ -1,8 +1,8 @@
 /**
- * Starting a server on a restored data directory and following its recovery:
+ * Starting a server on a restored data directory and following its recovery.
  * pg_ctl starts it in the background (as `postgres` when drplan runs as
- * root), then drplan polls until recovery has ended and the server is
- * promoted, the server has stopped, or the time limit has passed.
+ * root). drplan then polls until recovery has ended and the server is
+ * promoted, until the server has stopped, or until the time limit has passed.
  */
 import { chown, mkdir, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -35,7 +35,7 @@ export interface RecoveryServer {
   owner: ServerOwner;
 }
 
-/** Where recovery ended. */
+/** The end point of a finished recovery. */
 export interface RecoveryPoint {
   /** Commit time of the last replayed transaction, in UTC; null when recovery replayed none. */
   lastTransactionTime: string | null;
@@ -69,17 +69,29 @@ export async function assertPortFree(port: number): Promise<void> {
   });
 }
 
-/** Starts the server without waiting for it and returns the start time that `waitForRecoveryEnd` takes. */
-export async function startRecoveryServer(server: RecoveryServer, signal?: AbortSignal): Promise<number> {
+/**
+ * Starts the server in the background and returns the start time that
+ * `waitForRecoveryEnd` takes. It returns once postmaster.pid exists (or the
+ * server has failed, or the grace period is over), so that a caller stopping
+ * the server afterwards (after an interrupt, for example) finds it. The abort signal is
+ * not passed on for the same reason: a half-run pg_ctl could leave a server
+ * behind that nobody knows of.
+ */
+export async function startRecoveryServer(server: RecoveryServer): Promise<number> {
   const startedAt = Date.now();
   const args = ['-D', server.dataDir, '-l', server.logFile, '-W', 'start'];
-  await runProcess(path.join(server.binDir, 'pg_ctl'), args, { operation: 'start the restored server', signal, timeoutMs: 60_000, ...server.owner });
+  await runProcess(path.join(server.binDir, 'pg_ctl'), args, { operation: 'start the restored server', timeoutMs: 60_000, ...server.owner });
+  while (Date.now() - startedAt < PID_FILE_GRACE_MS) {
+    if ((await readPostmasterFile(server.dataDir)) !== undefined) break;
+    if (/\b(FATAL|PANIC):/.test(await readFile(server.logFile, 'utf8').catch(() => ''))) break;
+    await sleep(100);
+  }
   return startedAt;
 }
 
 /** Stops the server (fast shutdown, else immediate) when it is running. */
 export async function stopRecoveryServer(server: RecoveryServer): Promise<void> {
-  if ((await postmasterPid(server.dataDir)) === undefined) return;
+  if ((await readPostmasterFile(server.dataDir)) === undefined) return;
   const stop = (mode: string) =>
     runProcess(path.join(server.binDir, 'pg_ctl'), ['-D', server.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], {
       operation: 'stop the restored server',
@@ -89,10 +101,15 @@ export async function stopRecoveryServer(server: RecoveryServer): Promise<void> 
 }
 
 /**
- * Polls the server until recovery has ended, then returns the point reached.
- * Rejects with the tail of the server log when the server stops (a target
- * that the archived WAL does not reach stops it, for example), and on timeout;
- * the server is left as it is in both cases.
+ * Follows the server until recovery has ended, then returns the point
+ * reached. The status line of postmaster.pid ("starting", "standby",
+ * "ready") shows the progress without connecting, so the server log is not
+ * filled with refused connections. Once it reads "ready", a connection
+ * confirms that this server has left recovery.
+ *
+ * Rejects with the tail of the server log when the server stops, which a
+ * target beyond the archived WAL causes, for example. Rejects on timeout too.
+ * In both cases the server is left as it is.
  */
 export async function waitForRecoveryEnd(
   server: RecoveryServer,
@@ -101,18 +118,19 @@ export async function waitForRecoveryEnd(
 ): Promise<RecoveryPoint> {
   const started = options.startedAt;
   let seenPid = false;
-  let lastState = '';
+  let lastStatus: string | undefined;
   for (;;) {
     if (options.signal?.aborted) throw new AbortedError('interrupted while the restored server was recovering', { code: 'pitr.aborted', object: server.dataDir });
-    const state = await probeRecovery(connection, started);
-    if (state !== lastState) options.log.info({ state }, 'restored server state');
-    lastState = state;
-    if (state === 'recovered') return readRecoveryPoint(server, connection);
+    const postmaster = await readPostmasterFile(server.dataDir);
+    if (postmaster?.status !== lastStatus) options.log.info({ status: postmaster?.status ?? 'no postmaster.pid' }, 'restored server status');
+    lastStatus = postmaster?.status;
+    seenPid ||= postmaster !== undefined;
 
-    const pid = await postmasterPid(server.dataDir);
-    seenPid ||= pid !== undefined;
-    const gone = pid === undefined ? seenPid || Date.now() - started > PID_FILE_GRACE_MS : !isAlive(pid);
-    if (gone) {
+    if (postmaster?.status === 'ready' && isAlive(postmaster.pid) && !(await isRecovering(connection, started))) {
+      return readRecoveryPoint(server, connection);
+    }
+    const stopped = postmaster === undefined ? seenPid || Date.now() - started > PID_FILE_GRACE_MS : !isAlive(postmaster.pid);
+    if (stopped) {
       throw new ToolError(`the restored server stopped before recovery ended; last lines of ${server.logFile}:\n${await logTail(server.logFile)}`, {
         code: 'pitr.server_stopped',
         operation: 'point-in-time restore',
@@ -121,7 +139,7 @@ export async function waitForRecoveryEnd(
       });
     }
     if (Date.now() - started > options.timeoutMs) {
-      throw new ToolError(`recovery did not end within ${Math.round(options.timeoutMs / 1000)} s (server state: ${state}); the server is still running`, {
+      throw new ToolError(`recovery did not end within ${Math.round(options.timeoutMs / 1000)} s (server status: ${postmaster?.status ?? 'unknown'}); the server is still running`, {
         code: 'pitr.timeout',
         operation: 'point-in-time restore',
         object: server.dataDir,
@@ -132,20 +150,19 @@ export async function waitForRecoveryEnd(
   }
 }
 
-type ProbeState = 'starting' | 'recovering' | 'recovered';
-
-async function probeRecovery(connection: ConnectionTarget, startedAt: number): Promise<ProbeState> {
+/** Asks the server whether it is still in recovery; a refused connection counts as still recovering. */
+async function isRecovering(connection: ConnectionTarget, startedAt: number): Promise<boolean> {
   let client;
   try {
     client = await connect(connection);
   } catch (error) {
     const code = ((error as Error).cause as { code?: string } | undefined)?.code;
-    if (code !== undefined && STARTING_CODES.has(code)) return 'starting';
+    if (code !== undefined && STARTING_CODES.has(code)) return true;
     throw error;
   }
   try {
     const { rows } = await client.query<{ recovering: boolean; started: Date }>('SELECT pg_is_in_recovery() AS recovering, pg_postmaster_start_time() AS started');
-    // A server that was up before this one was started is another server on the same port, and its state says nothing about this recovery.
+    // A server that was up before this one was started is another server on the same port, so its state is unrelated to this recovery.
     if (rows[0]!.started.getTime() < startedAt - CLOCK_SLACK_MS) {
       throw new ToolError(`another PostgreSQL server, running since ${rows[0]!.started.toISOString()}, answers on ${connection.endpoint}`, {
         code: 'pitr.port_taken',
@@ -153,7 +170,7 @@ async function probeRecovery(connection: ConnectionTarget, startedAt: number): P
         hint: 'Choose a free port with --port.',
       });
     }
-    return rows[0]!.recovering ? 'recovering' : 'recovered';
+    return rows[0]!.recovering;
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -183,10 +200,17 @@ export function pgCtlCommand(server: RecoveryServer, args: string[]): string[] {
   return server.owner.uid === undefined ? command : ['runuser', '-u', 'postgres', '--', ...command];
 }
 
-async function postmasterPid(dataDir: string): Promise<number | undefined> {
+/**
+ * Reads postmaster.pid: the first line is the postmaster's pid, the eighth
+ * its status (PostgreSQL 10 and later), padded with spaces. A file being
+ * written may lack the status line yet.
+ */
+async function readPostmasterFile(dataDir: string): Promise<{ pid: number; status: string } | undefined> {
   const text = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
-  const pid = Number(text?.split('\n')[0]);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  const lines = text?.split('\n') ?? [];
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return { pid, status: lines[7]?.trim() || 'starting' };
 }
 
 function isAlive(pid: number): boolean {

@@ -1,8 +1,8 @@
 /**
- * Planning a point-in-time restore without writing anything: the recoverable
- * window of a database (oldest good base backup to newest archived WAL), the
- * base backup that serves the target, and the check that the archived WAL
- * from that backup on has no gap.
+ * Planning a point-in-time restore without writing anything. It finds the
+ * recoverable window of a database (oldest good base backup to newest
+ * archived WAL) and the base backup that serves the target, and checks that
+ * the archived WAL from that backup on has no gap.
  */
 import { isGood, readCatalog, type CatalogEntry } from '../backup/catalog.js';
 import type { PhysicalMetadata } from '../backup/metadata.js';
@@ -37,7 +37,7 @@ export interface PitrPlan {
 
 /**
  * Finds the base backup for `target` and checks the WAL it needs. A target
- * outside the recoverable window is a UsageError naming the window; a gap in
+ * outside the recoverable window is a UsageError naming the window. A gap in
  * the archived WAL is an IntegrityError naming the first missing segment.
  */
 export async function planPitr(context: PlanContext, database: DatabaseConfig, target: RecoveryTarget): Promise<PitrPlan> {
@@ -93,7 +93,7 @@ function recoveryWindow(backups: CatalogEntry[], files: Map<string, ArchivedFile
   };
 }
 
-/** The time the newest segment was stored: a time target after it has no archived WAL to reach it. */
+/** Returns when the newest segment was stored, because a time target after that has no archived WAL to reach it. */
 function newestModified(files: Map<string, ArchivedFile>, walSegmentSize: number): Date {
   let newest = new Date(0);
   for (const file of files.values()) {
@@ -117,7 +117,8 @@ function chooseBackup(backups: CatalogEntry[], target: RecoveryTarget, window: R
     return usable.at(-1)!;
   }
   if (target.kind === 'lsn') {
-    if (target.lsn > parseLsn(window.newestWal.endLsn)) throw outsideWindow(target, window, database, 'it is past the end of the newest archived WAL segment');
+    // Recovery stops at the first record that starts at or after the target, so that record must lie in archived WAL.
+    if (target.lsn >= parseLsn(window.newestWal.endLsn)) throw outsideWindow(target, window, database, 'it is at or past the end of the newest archived WAL segment');
     const usable = backups.filter((e) => parseLsn(physical(e).wal.stopLsn) <= target.lsn);
     if (usable.length === 0) throw outsideWindow(target, window, database, 'it is before the end of the oldest base backup');
     return usable.reduce((best, e) => (parseLsn(physical(e).wal.stopLsn) >= parseLsn(physical(best).wal.stopLsn) ? e : best));

@@ -23,7 +23,7 @@ export interface TargetTime {
   localZone?: string;
 }
 
-/** Where recovery stops. */
+/** A recovery target: the point where recovery stops. */
 export type RecoveryTarget =
   | { kind: 'time'; time: TargetTime; inclusive: boolean }
   | { kind: 'lsn'; lsn: bigint; inclusive: boolean }
@@ -42,14 +42,14 @@ export interface TargetOptions {
 
 /** Parses the one recovery target among the options; none or several is a usage error. */
 export function parseRecoveryTarget(options: TargetOptions): RecoveryTarget {
-  const given = [
+  const givenFlags = [
     options.targetTime !== undefined && '--target-time',
     options.targetLsn !== undefined && '--target-lsn',
     options.targetXid !== undefined && '--target-xid',
     options.target !== undefined && '--target',
   ].filter((flag): flag is string => typeof flag === 'string');
-  if (given.length !== 1) {
-    const problem = given.length === 0 ? 'a point-in-time restore needs a recovery target' : `choose one recovery target, not ${given.join(' and ')}`;
+  if (givenFlags.length !== 1) {
+    const problem = givenFlags.length === 0 ? 'a point-in-time restore needs a recovery target' : `choose one recovery target, not ${givenFlags.join(' and ')}`;
     throw new UsageError(problem, {
       code: 'usage.target',
       hint: `Pass one of --target-time "${TIME_EXAMPLE.split(',')[0]}", --target-lsn ${LSN_EXAMPLE}, --target-xid ${XID_EXAMPLE} or --target latest.`,
@@ -153,7 +153,7 @@ export function describeTarget(target: RecoveryTarget): string {
   }
 }
 
-/** The time zone of this process, such as Europe/Berlin: TZ as set, else the system zone. */
+/** Returns the time zone of this process, such as Europe/Berlin: TZ as set, else the system zone. */
 export function processTimeZone(): string {
   // TZ comes first because ICU renames some zones (Asia/Kolkata to Asia/Calcutta), and the user knows the name they set.
   return process.env.TZ || Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';

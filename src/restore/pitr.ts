@@ -31,7 +31,7 @@ import { planPitr, type PitrPlan, type RecoveryWindow } from './pitr-plan.js';
 import { describeTarget, formatLsn, formatTargetTime, type RecoveryTarget } from './pitr-target.js';
 import { restoreCommandFor, writeRecoveryConfig } from './recovery-config.js';
 
-/** Where the server started by drplan logs, inside the data directory. */
+/** Log file of a server that drplan starts, relative to the data directory. */
 const LOG_FILE = path.join('log', 'drplan-recovery.log');
 
 export interface PitrRequest {
@@ -63,7 +63,7 @@ export interface PitrResult {
   startCommand?: string;
   stopCommand: string;
   logFile: string;
-  /** Where recovery ended; only when drplan started the server. */
+  /** The point recovery ended at; only when drplan started the server. */
   reached?: RecoveryPoint;
   rejectedCopies: string[];
   durationMs: number;
@@ -109,11 +109,11 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
 
   let reached: RecoveryPoint | undefined;
   if (request.start) {
-    const startedAt = await startRecoveryServer(server, request.signal);
+    const startedAt = await startRecoveryServer(server);
     try {
       reached = await waitForRecoveryEnd(server, localConnection(request.database, port!), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
     } catch (error) {
-      // An interrupt means the user no longer wants the server; a timeout leaves it recovering, as its message says.
+      // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message tells the user so.
       if (error instanceof AbortedError) await stopRecoveryServer(server).catch((stopError: unknown) => log.error({ err: stopError }, 'stopping the restored server failed'));
       throw error;
     }

@@ -4,9 +4,10 @@
  *
  * A scratch cluster under backup.tempDir is recovered to the target, with
  * WAL archiving off so that it never writes into the archive, on a free port
- * on 127.0.0.1. pg_dump takes just the chosen tables from it, pg_restore puts
- * them into the side database in one transaction, and the scratch cluster
- * is stopped and deleted whatever happens.
+ * on 127.0.0.1. pg_dump takes just the chosen tables from it, and pg_restore
+ * puts them into the side database in one transaction. The scratch cluster is
+ * stopped and deleted afterwards, also after a failure or an interrupt (but
+ * not when drplan itself is killed).
  */
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -92,8 +93,8 @@ export async function runTableRecovery(context: PlanContext, request: TableRecov
     await writeRecoveryConfig(server.dataDir, { restoreCommand, target: request.target, port, socketDir: root, archive: false }, owner);
 
     log.info({ port, scratch: root }, 'recovering the scratch cluster');
-    const startedAt = await startRecoveryServer(server, request.signal);
     startedServer = true;
+    const startedAt = await startRecoveryServer(server);
     const scratch = localConnection(request.database, port);
     const reached = await waitForRecoveryEnd(server, scratch, { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
 
@@ -153,15 +154,15 @@ async function selectForSideDatabase(tool: PgTool, archive: string, tables: Reco
     runProcess(tool.path, ['--list', archive], { operation: 'pg_restore --list', signal }),
     selectTables(tool, archive, tables, signal),
   ]);
-  const kept = selected.split('\n').filter((line) => !/^\d+; \d+ \d+ TRIGGER /.test(line));
-  const keptSet = new Set(kept);
+  const selectedLines = selected.split('\n').filter((line) => !/^\d+; \d+ \d+ TRIGGER /.test(line));
+  const selectedSet = new Set(selectedLines);
   const skipped = listing
     .split('\n')
-    .filter((line) => !keptSet.has(line))
+    .filter((line) => !selectedSet.has(line))
     .map((line) => /^\d+; \d+ \d+ (TRIGGER|FK CONSTRAINT) (\S+) (.+) \S+$/.exec(line))
     .filter((match): match is RegExpExecArray => match !== null)
     .map((match) => (match[1] === 'TRIGGER' ? `trigger ${match[3]} (its function stays in the source database)` : `foreign key ${match[3]} (it references a table that is not copied)`));
-  return { list: kept.join('\n'), skipped };
+  return { list: selectedLines.join('\n'), skipped };
 }
 
 /** Resolves each name on the recovered cluster and counts its rows. */

@@ -67,6 +67,17 @@ export async function analyzeWal(context: PlanContext, database: string, options
   };
 }
 
+/**
+ * Reads the archive of `database` for checks before a point-in-time restore:
+ * pass the result to checkRecoveryChain with the base backup and the target,
+ * then to assertRecoveryChain to stop before a restore that would end at a gap.
+ */
+export async function readWalInventory(context: PlanContext, database: string, walSegmentSize: number): Promise<{ inventory: WalInventory; problems: WalAnalysis['problems'] }> {
+  const problems: WalAnalysis['problems'] = [];
+  const files = await listArchivedFiles(context.storages, database, problems);
+  return { inventory: await readInventory(files, walSegmentSize, problems), problems };
+}
+
 /** Returns the database's physical base backups, oldest first. */
 export function physicalBackups(catalog: Catalog, database: string): PhysicalMetadata[] {
   return catalog.entries
@@ -97,7 +108,7 @@ export async function listArchivedFiles(storages: Storage[], database: string, p
   return files;
 }
 
-/** Returns the WAL file name a stored key holds, or undefined for checksum objects and foreign keys. */
+/** Returns the WAL file name in a stored key, or undefined for checksum objects and foreign keys. */
 export function walFileNameOfKey(key: string, prefix: string): string | undefined {
   if (!key.startsWith(prefix) || key.endsWith(CHECKSUM_SUFFIX)) return undefined;
   const name = key.slice(prefix.length).replace(STORED_EXTENSION, '');

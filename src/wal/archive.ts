@@ -7,9 +7,9 @@
  * and decompressing the stored copy, and `wal fetch` verifies the restored
  * bytes against it. The WAL file is written first and the checksum object
  * second, so a push interrupted between the two leaves a file without
- * checksum object: the next push of that name (PostgreSQL retries until it
- * gets exit 0) then decompresses the stored copy, hashes it and writes the
- * missing checksum object when the content matches.
+ * checksum object. PostgreSQL retries the push until it gets exit 0, and that
+ * retry decompresses the stored copy, hashes it and writes the missing
+ * checksum object when the content matches.
  */
 import type { Compression } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
@@ -34,7 +34,7 @@ export interface WalChecksum {
   archivedAt: string;
 }
 
-/** What one repository did with a pushed file. */
+/** The result of storing a pushed file on one repository. */
 export type StoreOutcome = 'stored' | 'already archived';
 
 /** Returns the key of the checksum object of a stored WAL file. */
@@ -44,9 +44,9 @@ export function checksumKey(storedKey: string): string {
 
 /**
  * Compresses `bytes` and stores them as `fileName` on every repository of the
- * plan. Resolves only when every repository holds the file durably; rejects
+ * plan. Resolves only when every repository has stored the file durably; rejects
  * with the first failure otherwise (an IntegrityError when a repository
- * already holds different content under that name).
+ * already has different content under that name).
  */
 export async function archiveWalFile(context: PlanContext, database: string, fileName: string, bytes: Buffer): Promise<StoreOutcome[]> {
   assertWalFileName(fileName);

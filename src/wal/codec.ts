@@ -1,7 +1,9 @@
 /**
- * Compression of whole WAL files in memory. A segment is at most a few tens
- * of MiB, so buffering it costs less than streaming plumbing, and the
- * archiver needs the complete stored bytes anyway for a conditional write.
+ * Compression of whole WAL files in memory. A segment is 16 MiB by default,
+ * so buffering it costs less than streaming plumbing, and the archiver needs
+ * the complete stored bytes anyway for a conditional write.
+ * NOTE: a server initialized with the largest segment size (1 GiB) makes each
+ * push hold about two segments in memory.
  * zstd output comes from the standard `zstd` program (with its frame
  * checksum), so `zstd -d` reads every archived file.
  */

@@ -1,6 +1,6 @@
 /**
  * `restore_command` side of the archive: finds a WAL file on the first
- * repository (in plan order) that holds an intact copy and writes it where
+ * repository (in plan order) that has an intact copy and writes it where
  * PostgreSQL asked, atomically.
  */
 import { randomBytes } from 'node:crypto';
@@ -117,7 +117,7 @@ function fetchFailure(database: string, fileName: string, attempts: Attempt[]): 
   }
   const corrupt = attempts.filter((a) => a.outcome === 'corrupt');
   if (corrupt.length > 0) {
-    return new IntegrityError(`WAL file ${fileName} of database ${database} is damaged in every repository that holds it: ${corrupt.map((a) => `${a.repository} (${a.error?.message})`).join('; ')}`, {
+    return new IntegrityError(`WAL file ${fileName} of database ${database} is damaged in every repository that has a copy: ${corrupt.map((a) => `${a.repository} (${a.error?.message})`).join('; ')}`, {
       code: 'wal.corrupt',
       object: fileName,
     });

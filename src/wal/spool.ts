@@ -7,7 +7,7 @@
  * Spool layout, per database: `<spoolDir>/<database>/<arrival stamp>-<WAL
  * file name>` for queued files, `uploader.pid` for the running uploader and
  * `uploader.log` for its output. A file leaves the spool only after every
- * repository holds it, so a crash or restart loses nothing: the next push
+ * repository has stored it, so a crash or restart loses nothing: the next push
  * starts a new uploader, which resumes with the oldest queued file.
  *
  * When the queue is full, push fails. PostgreSQL then keeps the segment in
@@ -15,9 +15,14 @@
  * server's own disk instead of being acknowledged while nothing holds a copy.
  * The alternative, accepting more and more files into the spool, would hide a
  * dead repository until the spool's disk filled.
+ *
+ * NOTE: `wal fetch` reads only the repositories, so a file still queued here
+ * is not found until the uploader has stored it. uploader.log is appended to
+ * and never rotated.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PlanContext } from '../context.js';
 import { DrplanError, IntegrityError, StorageError } from '../errors.js';
@@ -41,17 +46,20 @@ export interface UploaderCommand {
   args: string[];
 }
 
+/** The part of the context the spool needs: queuing opens no repository. */
+type SpoolContext = Pick<PlanContext, 'plan' | 'log'>;
+
 /** Returns the spool directory of one database. */
-export function spoolDirectory(context: PlanContext, database: string): string {
+export function spoolDirectory(context: SpoolContext, database: string): string {
   return path.join(context.plan.wal.spoolDir!, database);
 }
 
 /**
  * Queues one WAL file for upload and makes sure an uploader runs. Rejects
- * when the queue already holds `wal.maxQueue` files, and when a different
+ * when the queue already contains `wal.maxQueue` files, and when a different
  * file of the same name is queued.
  */
-export async function spoolWalFile(context: PlanContext, database: string, fileName: string, bytes: Buffer, uploader: UploaderCommand): Promise<'queued' | 'already queued'> {
+export async function spoolWalFile(context: SpoolContext, database: string, source: string, fileName: string, uploader: UploaderCommand): Promise<'queued' | 'already queued'> {
   const dir = spoolDirectory(context, database);
   const log = context.log.child({ component: 'wal-spool', database });
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -59,7 +67,7 @@ export async function spoolWalFile(context: PlanContext, database: string, fileN
 
   const same = queued.find((entry) => entry.fileName === fileName);
   if (same) {
-    await compareQueued(dir, same.entry, fileName, bytes);
+    await compareQueued(dir, same.entry, fileName, await readFile(source));
     await ensureUploader(dir, uploader, log);
     log.info({ file: fileName }, 'WAL file is already queued with identical content');
     return 'already queued';
@@ -77,9 +85,9 @@ export async function spoolWalFile(context: PlanContext, database: string, fileN
     throw error;
   }
 
-  await writeDurably(dir, `${arrivalStamp(queued)}-${fileName}`, bytes);
+  await copyDurably(source, dir, `${arrivalStamp(queued)}-${fileName}`);
   await ensureUploader(dir, uploader, log);
-  log.info({ file: fileName, bytes: bytes.length, queued: queued.length + 1 }, 'WAL file queued');
+  log.info({ file: fileName, queued: queued.length + 1 }, 'WAL file queued');
   return 'queued';
 }
 
@@ -123,6 +131,12 @@ async function uploadQueue(context: PlanContext, database: string, dir: string, 
   return uploaded;
 }
 
+/**
+ * Uploads one queued file, retrying until it succeeds. A conflict with an
+ * archived file of the same name (IntegrityError) never resolves by itself,
+ * so the queue stops there: push then reports the full spool, and the error
+ * is in uploader.log.
+ */
 async function uploadWithRetry(context: PlanContext, database: string, dir: string, entry: QueueEntry, log: Logger, signal: AbortSignal): Promise<void> {
   let wait = FIRST_RETRY_MS;
   for (let attempt = 1; !signal.aborted; attempt++) {
@@ -176,13 +190,14 @@ async function compareQueued(dir: string, entry: string, fileName: string, bytes
   });
 }
 
-/** Writes a file under a temporary name, fsyncs it, renames it and fsyncs the directory. */
-async function writeDurably(dir: string, name: string, bytes: Buffer): Promise<void> {
+/** Copies `source` under a temporary name, fsyncs it, renames it and fsyncs the directory. */
+async function copyDurably(source: string, dir: string, name: string): Promise<void> {
   const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(6).toString('hex')}`);
   try {
-    const handle = await open(temp, 'wx', 0o600);
+    // copyFile lets the kernel copy (copy_file_range), so the segment never passes through this process.
+    await copyFile(source, temp, constants.COPYFILE_EXCL);
+    const handle = await open(temp, 'r');
     try {
-      await handle.writeFile(bytes);
       await handle.sync();
     } finally {
       await handle.close();

@@ -66,6 +66,7 @@ describe('loadPlan reference plan', () => {
     expect(plan.repositories[1]!.endpoint).toBeUndefined();
     expect(plan.repositories[1]!.retention).toEqual({ keepDays: 90, maxAgeDays: 90, partialGrace: '24h' });
     expect(plan.backup).toEqual({ compression: 'zstd', compressionLevel: 3, lockTimeout: '0s', archiveTimeout: '60s' });
+    expect(plan.wal).toEqual({ async: false, maxQueue: 64 });
     expect(plan.jobs).toHaveLength(6);
     expect(plan.scenarios?.map((scenario) => scenario.name)).toEqual(['database-corruption', 'complete-system-failure', 'data-breach', 'accidental-deletion']);
   });

@@ -124,6 +124,36 @@ describe('wal archiving', () => {
     expect(sha256(await readFile(path.join(work, 'check')))).toBe(sha256(bytes));
   });
 
+  it('history, partial and backup files round-trip', async () => {
+    const cwd = await dataDirLike(work);
+    const files: [string, Buffer][] = [
+      // Timeline 2 branches off after the segments archived here, so the chain checked below stays on timeline 1.
+      ['00000002.history', Buffer.from('1\t0/FF000000\tno recovery target specified\n')],
+      [`${archived[2]!.name}.partial`, archived[2]!.bytes],
+      ['000000020000000000000004.00000028.backup', Buffer.from('START WAL LOCATION: 0/4000028 (file 000000020000000000000004)\n')],
+    ];
+    for (const [name, bytes] of files) {
+      await writeFile(path.join(cwd, 'pg_wal', name), bytes);
+      const pushed = await runCli(['--config', planFile, 'wal', 'push', '--database', 'main', `pg_wal/${name}`], { cwd });
+      expect(pushed.code, pushed.stderr).toBe(0);
+      const fetched = await runCli(['--config', planFile, 'wal', 'fetch', '--database', 'main', name, 'pg_wal/RECOVERYHISTORY'], { cwd });
+      expect(fetched.code, fetched.stderr).toBe(0);
+      expect(sha256(await readFile(path.join(cwd, 'pg_wal', 'RECOVERYHISTORY'))), name).toBe(sha256(bytes));
+    }
+    const status = await runCli(['--config', planFile, 'wal', 'status', '--database', 'main', '--json']);
+    const [result] = JSON.parse(status.stdout) as { files: number; timelines: { timeline: number }[] }[];
+    expect(result!.files).toBe(archived.length + files.length);
+    expect(result!.timelines.map((t) => t.timeline)).toEqual([1]);
+  });
+
+  it('file name that is not WAL is rejected', async () => {
+    const cwd = await dataDirLike(work);
+    await writeFile(path.join(cwd, 'pg_wal', 'notes.txt'), 'x');
+    const result = await runCli(['--config', planFile, 'wal', 'push', '--database', 'main', 'pg_wal/notes.txt'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('"notes.txt" is not a WAL file name');
+  });
+
   it('missing file exits 5 with one line', async () => {
     const result = await runCli(['--config', planFile, 'wal', 'fetch', '--database', 'main', '00000009.history', path.join(work, 'history')]);
     expect(result.code).toBe(5);
@@ -147,7 +177,7 @@ describe('wal archiving', () => {
     const onlyDamaged = await writePlan({ databases: [{ name: 'main', url: 'postgres://x@127.0.0.1:1/x' }], repositories: [second] });
     const failed = await runCli(['--config', onlyDamaged, 'wal', 'fetch', '--database', 'main', name, path.join(work, 'damaged')]);
     expect(failed.code).toBe(4);
-    expect(failed.stderr).toContain(`WAL file ${name} of database main is damaged in every repository that holds it: second`);
+    expect(failed.stderr).toContain(`WAL file ${name} of database main is damaged in every repository that has a copy: second`);
   });
 
   it('unreachable S3 repository exits 3', async () => {
