@@ -24,7 +24,8 @@
  * files are removed in every case.
  *
  * Run with `npm run bench:physical`. Needs pgBackRest (a missing one is
- * reported with how to install it), root or the `postgres` user, and Linux.
+ * reported with how to install it), root (the server and both tools run as
+ * the `postgres` system user, which must exist), and Linux.
  */
 import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
