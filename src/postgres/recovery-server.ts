@@ -73,9 +73,9 @@ export async function assertPortFree(port: number): Promise<void> {
  * Starts the server in the background and returns the start time that
  * `waitForRecoveryEnd` takes. It returns once postmaster.pid exists (or the
  * server has failed, or the grace period is over), so that a caller stopping
- * the server afterwards (after an interrupt, for example) finds it. The abort signal is
- * not passed on for the same reason: a half-run pg_ctl could leave a server
- * behind that nobody knows of.
+ * the server afterwards (after an interrupt, for example) finds it. The abort
+ * signal is not passed on for the same reason: a pg_ctl stopped half-way could
+ * leave a server running that drplan does not stop.
  */
 export async function startRecoveryServer(server: RecoveryServer): Promise<number> {
   const startedAt = Date.now();
@@ -164,7 +164,7 @@ async function isRecovering(connection: ConnectionTarget, startedAt: number): Pr
     const { rows } = await client.query<{ recovering: boolean; started: Date }>('SELECT pg_is_in_recovery() AS recovering, pg_postmaster_start_time() AS started');
     // A server that was up before this one was started is another server on the same port, so its state is unrelated to this recovery.
     if (rows[0]!.started.getTime() < startedAt - CLOCK_SLACK_MS) {
-      throw new ToolError(`another PostgreSQL server, running since ${rows[0]!.started.toISOString()}, answers on ${connection.endpoint}`, {
+      throw new ToolError(`another PostgreSQL server, running since ${rows[0]!.started.toISOString()}, listens on ${connection.endpoint}`, {
         code: 'pitr.port_taken',
         object: connection.endpoint,
         hint: 'Choose a free port with --port.',

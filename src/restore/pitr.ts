@@ -8,7 +8,7 @@
  * gap. Only then is the backup extracted and recovery configured. With
  * `start`, the server is started and followed until it has promoted.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { extractPhysicalBackup } from '../backup/physical-restore.js';
 import type { DatabaseConfig } from '../config/schema.js';
@@ -98,6 +98,8 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
   const log = context.log.child({ component: 'pitr', database: request.database.name, backupId: plan.entry.id });
   log.info({ target: describeTarget(request.target), dataDir }, 'point-in-time restore started');
 
+  // Parents created along with the data directory would get its mode 0700, which the server's user could not pass through.
+  await mkdir(path.dirname(dataDir), { recursive: true, mode: 0o755 });
   const extracted = await extractPhysicalBackup(context, plan.entry, dataDir, request.signal);
   const owner = await serverOwner(request.signal);
   const server: RecoveryServer = { binDir: await findPostgresBinDir(plan.meta.server.major), dataDir, logFile: path.join(dataDir, LOG_FILE), owner };
@@ -113,7 +115,7 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
     try {
       reached = await waitForRecoveryEnd(server, localConnection(request.database, port!), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
     } catch (error) {
-      // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message tells the user so.
+      // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message states that.
       if (error instanceof AbortedError) await stopRecoveryServer(server).catch((stopError: unknown) => log.error({ err: stopError }, 'stopping the restored server failed'));
       throw error;
     }

@@ -201,7 +201,8 @@ describe('point-in-time restore', () => {
   });
 
   it('restores to a local time between writes', async () => {
-    const dataDir = path.join(work, 'between');
+    // The parent does not exist yet either: drplan creates it so that the server's user can reach the data directory.
+    const dataDir = path.join(work, 'new-parent', 'between');
     // Asia/Kolkata is UTC+05:30 all year; the target is typed without offset, as local time there.
     const local = new Date(between.getTime() + 5.5 * 3_600_000).toISOString().replace('T', ' ').replace('Z', '');
     const result = await cli(restoreArgs(dataDir, '--target-time', local, '--start', '--no-archive'), { TZ: 'Asia/Kolkata' });
