@@ -178,11 +178,11 @@ export function formatReport(result: BenchResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-function sumCpu(children: ProgramUsage[]): number {
+export function sumCpu(children: ProgramUsage[]): number {
   return children.reduce((total, child) => total + child.cpuSeconds, 0);
 }
 
-function formatTable(header: string[], rows: string[][]): string {
+export function formatTable(header: string[], rows: string[][]): string {
   const all = [header, ...rows];
   const widths = header.map((_, column) => Math.max(...all.map((row) => row[column]!.length)));
   return all.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
@@ -192,7 +192,7 @@ export function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-function formatMb(bytes: number): string {
+export function formatMb(bytes: number): string {
   return `${(bytes / MB).toFixed(1)} MB`;
 }
 

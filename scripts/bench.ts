@@ -23,16 +23,16 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { startThrowawayCluster, type ThrowawayCluster } from '../src/postgres/cluster.js';
+import { startThrowawayCluster } from '../src/postgres/cluster.js';
 import { connectionTarget } from '../src/postgres/connection.js';
-import { runProcess, startProcess } from '../src/util/process.js';
+import { runProcess } from '../src/util/process.js';
 import { calibrateBytesPerUnit, generateDatabase, withClient, type GeneratedDatabase } from './bench-data.js';
-import { evaluateTargets, formatGib, formatMib, formatReport, formatSeconds, type BenchResult, type BreakdownEntry, type LogEvent, type MachineFacts, type StepResult } from './bench-report.js';
-import { machineBusyTicks, ProcessTreeSampler, treeCpuTicks } from './bench-sampler.js';
+import { evaluateTargets, formatGib, formatMib, formatReport, formatSeconds, type BenchResult, type BreakdownEntry, type StepResult } from './bench-report.js';
+import { Cleanup, log, machineFacts, runBenchMain, timedRun, type RunContext } from './bench-run.js';
 
 const DRPLAN_BIN = fileURLToPath(new URL('../../bin/drplan.js', import.meta.url));
 const GIB = 1024 ** 3;
@@ -59,17 +59,9 @@ interface BenchConfig {
 }
 
 /** Everything a step needs to reach the cluster and the plan. */
-interface BenchContext {
-  cluster: ThrowawayCluster;
+interface BenchContext extends RunContext {
   workDir: string;
   planFile: string;
-  postmasterPid: number;
-  clockTicks: number;
-  signal: AbortSignal;
-}
-
-function log(message: string): void {
-  process.stderr.write(`bench: ${message}\n`);
 }
 
 function readConfig(env: NodeJS.ProcessEnv): BenchConfig {
@@ -85,57 +77,8 @@ function readConfig(env: NodeJS.ProcessEnv): BenchConfig {
   return { mainBytes: main * GIB, smallBytes: small * GIB, breakdown: env.DRPLAN_BENCH_BREAKDOWN === '1' };
 }
 
-/** Removes what the benchmark created, newest first, even when some removals fail. */
-class Cleanup {
-  private readonly tasks: { label: string; run: () => Promise<unknown> }[] = [];
-
-  add(label: string, run: () => Promise<unknown>): void {
-    this.tasks.push({ label, run });
-  }
-
-  async runAll(): Promise<void> {
-    // Tasks leave the list as they start, so describe() names only what is left.
-    for (let task = this.tasks.pop(); task; task = this.tasks.pop()) {
-      const label = task.label;
-      await task.run().catch((err: unknown) => log(`cleanup failed: ${label}: ${(err as Error).message}`));
-    }
-  }
-
-  /** Lists what has not been removed yet. */
-  describe(): string {
-    return this.tasks.map((t) => t.label).join(', ');
-  }
-}
-
 async function main(): Promise<number> {
-  const controller = new AbortController();
-  const cleanup = new Cleanup();
-  const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) {
-      log(`${name} received again: exiting without cleanup, left behind: ${cleanup.describe() || 'nothing'}`);
-      process.exit(130);
-    }
-    log(`${name} received: stopping and cleaning up (send it again to exit at once)`);
-    controller.abort(new Error(`${name} received`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
-  try {
-    const config = readConfig(process.env);
-    const result = await runBench(config, cleanup, controller.signal);
-    process.stdout.write(formatReport(result));
-    return 0;
-  } catch (err) {
-    if (controller.signal.aborted) {
-      log('interrupted');
-      return 130;
-    }
-    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    return 1;
-  } finally {
-    await cleanup.runAll();
-  }
+  return runBenchMain(async (cleanup, signal) => formatReport(await runBench(readConfig(process.env), cleanup, signal)));
 }
 
 async function runBench(config: BenchConfig, cleanup: Cleanup, signal: AbortSignal): Promise<BenchResult> {
@@ -196,20 +139,6 @@ async function runBench(config: BenchConfig, cleanup: Cleanup, signal: AbortSign
   return { ...partial, targets: evaluateTargets(partial) };
 }
 
-async function machineFacts(cluster: ThrowawayCluster, signal: AbortSignal): Promise<MachineFacts> {
-  const postgres = await withClient(cluster.url(), async (client) => (await client.query<{ version: string }>('SELECT version()')).rows[0]!.version);
-  const zstd = await runProcess('zstd', ['--version'], { operation: 'read the zstd version', signal });
-  return {
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-    postgres: postgres.split(' on ')[0]!,
-    zstd: /v\d+\.\d+\.\d+/.exec(zstd)?.[0] ?? zstd.trim(),
-    platform: `Linux ${release()}`,
-  };
-}
-
 /**
  * Writes a plan with both databases and one file:// repository. The password
  * comes from BENCH_PW, and needs no escaping in the URL because the cluster
@@ -243,70 +172,6 @@ async function writePlan(context: BenchContext): Promise<void> {
 /** Returns the environment for drplan: the password for `${BENCH_PW}` and the log level (the logs are JSON because stderr is a pipe). */
 function drplanEnv(context: BenchContext): NodeJS.ProcessEnv {
   return { BENCH_PW: context.cluster.password, DRPLAN_LOG_LEVEL: 'info' };
-}
-
-interface RunOptions {
-  label: string;
-  env?: NodeJS.ProcessEnv;
-}
-
-/**
- * Runs one program to completion with a CHECKPOINT before it, so no step
- * pays for writing out what the previous one left dirty. Samples the memory
- * and CPU of the process and its descendants, and the server's CPU.
- */
-async function timedRun(context: BenchContext, program: string, args: string[], options: RunOptions): Promise<StepResult & { stdout: string }> {
-  await withClient(context.cluster.url(), (client) => client.query('CHECKPOINT'));
-  log(`running ${options.label}`);
-  const serverTicksBefore = treeCpuTicks(context.postmasterPid);
-  const machineTicksBefore = machineBusyTicks();
-  const started = performance.now();
-  const running = startProcess(program, args, { env: options.env, signal: context.signal, operation: options.label });
-  const sampler = new ProcessTreeSampler(running.child.pid!, context.clockTicks).start();
-  let stdout = '';
-  running.stdout.setEncoding('utf8');
-  running.stdout.on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  const logEvents = collectLogEvents(running.child.stderr!, Date.now());
-  let usage;
-  try {
-    await running.done;
-  } finally {
-    usage = sampler.stop();
-  }
-  const durationMs = performance.now() - started;
-  const serverCpuSeconds = (treeCpuTicks(context.postmasterPid) - serverTicksBefore) / context.clockTicks;
-  const machineCpuSeconds = (machineBusyTicks() - machineTicksBefore) / context.clockTicks;
-  const stepCpuSeconds = usage.root.cpuSeconds + usage.descendants.reduce((total, child) => total + child.cpuSeconds, 0);
-  const otherCpuSeconds = Math.max(0, machineCpuSeconds - stepCpuSeconds - serverCpuSeconds);
-  log(`${options.label}: ${formatSeconds(durationMs)}`);
-  return { label: options.label, durationMs, usage, serverCpuSeconds, otherCpuSeconds, logEvents, stdout };
-}
-
-/**
- * Collects the messages of drplan's JSON log lines (pino's `msg` and `time`
- * in epoch milliseconds) with their time since `startedAt`, which shows how
- * long each phase of a backup or restore took. Other lines are ignored.
- */
-function collectLogEvents(stderr: NodeJS.ReadableStream, startedAt: number): LogEvent[] {
-  const events: LogEvent[] = [];
-  let partial = '';
-  // startProcess has already set the encoding, so chunks are strings.
-  stderr.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const entry = JSON.parse(line) as { msg?: unknown; time?: unknown };
-        if (typeof entry.msg === 'string' && typeof entry.time === 'number') events.push({ message: entry.msg, atMs: entry.time - startedAt });
-      } catch {
-        // Not a log line after all.
-      }
-    }
-  });
-  return events;
 }
 
 async function timePgDump(context: BenchContext, dumpFile: string): Promise<StepResult> {
