@@ -6,11 +6,11 @@
 import { Readable } from 'node:stream';
 import type { Compression, DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { AbortedError, UsageError } from '../errors.js';
+import { AbortedError, IntegrityError, UsageError } from '../errors.js';
 import { acquireDatabaseLock, type HeldLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import { recordFailure } from '../status/events.js';
-import type { Storage } from '../storage/storage.js';
+import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { parseDuration } from '../util/duration.js';
 import { Meter, pipeInto } from '../util/streams.js';
 import { readCatalog } from './catalog.js';
@@ -164,4 +164,30 @@ export async function commitMetadata(storages: Storage[], run: BackupRun, key: s
   await run.lock.assertHeld();
   if (signal.aborted) throw new AbortedError('backup interrupted before commit; nothing was committed', { code: 'backup.aborted' });
   await putOnAll(storages, key, serializeMetadata(meta));
+}
+
+/**
+ * Waits for the parallel parts of a streaming backup (reader, compressor,
+ * uploads). The first failure aborts `controller`, so the other parts stop,
+ * and is returned as the cause: the others' failures are usually its
+ * consequences.
+ */
+export async function settleParts(parts: readonly Promise<unknown>[], controller: AbortController): Promise<{ results: PromiseSettledResult<unknown>[]; failed: boolean; firstError: unknown }> {
+  let firstError: unknown;
+  for (const part of parts) {
+    part.catch((err: unknown) => {
+      firstError ??= err;
+      controller.abort(err);
+    });
+  }
+  const results = await Promise.allSettled(parts);
+  return { results, failed: results.some((r) => r.status === 'rejected'), firstError };
+}
+
+/** Checks that every repository holds as many bytes of `key` as were written to it. */
+export function checkStoredSizes(storages: Storage[], infos: ObjectInfo[], key: string, written: number): void {
+  for (const [index, info] of infos.entries()) {
+    if (info.size === written) continue;
+    throw new IntegrityError(`repository ${storages[index]!.name} has ${info.size} bytes of ${key}, but ${written} were written`, { code: 'backup.size', object: key });
+  }
 }

@@ -6,11 +6,11 @@
 import { hostname } from 'node:os';
 import { pack as createPack } from 'tar-stream';
 import type { PlanContext } from '../context.js';
-import { AbortedError, IntegrityError, NotFoundError, UsageError } from '../errors.js';
+import { AbortedError, NotFoundError, UsageError } from '../errors.js';
 import { acquireFilesetLock, type HeldLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import { recordFailure } from '../status/events.js';
-import type { ObjectInfo, Storage } from '../storage/storage.js';
+import type { ObjectInfo } from '../storage/storage.js';
 import { parseDuration } from '../util/duration.js';
 import { Meter, pipeInto } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
@@ -19,6 +19,7 @@ import { checkFilesetPaths, packFileset, type ArchiveSummary, type FilesetSource
 import { assertValidBackupId, defaultBackupId, filesKeys } from './layout.js';
 import { serializeMetadata, type FilesMetadata } from './metadata.js';
 import { deleteEverywhere, putOnAll, writeToAll } from './write-all.js';
+import { checkStoredSizes, settleParts } from './backup-run.js';
 
 export interface FilesBackupRequest {
   /** The file set's name in the plan, or its configuration. */
@@ -165,29 +166,14 @@ async function streamArchive(context: PlanContext, fileset: FilesetSource, key: 
   const stored = new Meter({ sha256: true });
   const walk = packFileset(fileset, pack, log, controller.signal);
   const parts = [walk, writeToAll(context.storages, key, pipeInto(compressed.output, stored), controller.signal, log), compressed.done] as const;
-  // The first failure is the cause; the others are usually its consequences.
-  let firstError: unknown;
-  for (const part of parts) {
-    part.catch((err: unknown) => {
-      firstError ??= err;
-      controller.abort(err);
-      pack.destroy(err as Error);
-    });
-  }
-  const results = await Promise.allSettled(parts);
+  controller.signal.addEventListener('abort', () => pack.destroy(controller.signal.reason as Error), { once: true });
+  const { results, failed, firstError } = await settleParts(parts, controller);
   signal.removeEventListener('abort', stop);
-  if (results.some((r) => r.status === 'rejected')) {
+  if (failed) {
     throw signal.aborted ? new AbortedError('backup interrupted; nothing was committed', { code: 'backup.aborted', cause: firstError }) : firstError;
   }
   checkStoredSizes(context.storages, (results[1] as PromiseFulfilledResult<ObjectInfo[]>).value, key, stored.bytes);
   return { summary: (results[0] as PromiseFulfilledResult<ArchiveSummary>).value, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };
-}
-
-function checkStoredSizes(storages: Storage[], infos: ObjectInfo[], key: string, written: number): void {
-  for (const [index, info] of infos.entries()) {
-    if (info.size === written) continue;
-    throw new IntegrityError(`repository ${storages[index]!.name} has ${info.size} bytes of ${key}, but ${written} were written`, { code: 'backup.size', object: key });
-  }
 }
 
 function buildMetadata(context: PlanContext, fileset: FilesetSource, request: FilesBackupRequest, names: BackupNames, data: StreamedArchive): FilesMetadata {

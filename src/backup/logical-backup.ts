@@ -5,7 +5,6 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { PlanContext } from '../context.js';
-import { IntegrityError } from '../errors.js';
 import { connect, connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
 import { dumpGlobals, startDump } from '../postgres/dump.js';
 import { countTableRows, databaseProperties, serverInfo, type ServerInfo, type TableRowCount } from '../postgres/server.js';
@@ -13,7 +12,7 @@ import { findTool, type PgTool } from '../postgres/tools.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { Meter, pipeInto } from '../util/streams.js';
 import { DRPLAN_VERSION } from '../version.js';
-import { checkSize, commitMetadata, failureToReport, interrupted, putCompressed, runBackup, step, type BackupRequest, type BackupRun } from './backup-run.js';
+import { checkSize, checkStoredSizes, commitMetadata, failureToReport, interrupted, putCompressed, runBackup, settleParts, step, type BackupRequest, type BackupRun } from './backup-run.js';
 import { compress, DEFAULT_LEVEL } from './compression.js';
 import { backupKeys } from './layout.js';
 import type { BackupMetadata } from './metadata.js';
@@ -110,26 +109,14 @@ async function streamDump(context: PlanContext, source: SourceInfo, target: Conn
     dump.done,
     compressed.done,
   ] as const;
-  // The first failure is the cause; the others are usually its consequences.
-  let firstError: unknown;
-  for (const part of parts) {
-    part.catch((err: unknown) => {
-      firstError ??= err;
-      controller.abort(err);
-    });
-  }
   // A row count waiting on a lock cannot be cancelled by a signal; closing
   // the connection ends it (and the snapshot transaction with it).
   controller.signal.addEventListener('abort', () => void client.end().catch(() => undefined), { once: true });
-  const results = await Promise.allSettled(parts);
+  const { results, failed, firstError } = await settleParts(parts, controller);
   request.signal.removeEventListener('abort', stop);
-  if (results.some((r) => r.status === 'rejected')) throw failureToReport(firstError, request.signal);
+  if (failed) throw failureToReport(firstError, request.signal);
   const tables = (results[0] as PromiseFulfilledResult<TableRowCount[]>).value;
-  for (const [index, info] of (results[1] as PromiseFulfilledResult<ObjectInfo[]>).value.entries()) {
-    if (info.size === stored.bytes) continue;
-    const repository = context.storages[index]!.name;
-    throw new IntegrityError(`repository ${repository} has ${info.size} bytes of ${key}, but ${stored.bytes} were written`, { code: 'backup.size', object: key });
-  }
+  checkStoredSizes(context.storages, (results[1] as PromiseFulfilledResult<ObjectInfo[]>).value, key, stored.bytes);
   await client.query('COMMIT');
   return { key, tables, rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: stored.digest() };
 }

@@ -20,7 +20,7 @@ import { parseDuration } from '../util/duration.js';
 import { Meter, pipeInto, Tee } from '../util/streams.js';
 import { walKey } from '../wal/layout.js';
 import { DRPLAN_VERSION } from '../version.js';
-import { checkSize, commitMetadata, failureToReport, interrupted, putCompressed, runBackup, step, type BackupRequest, type BackupRun } from './backup-run.js';
+import { checkSize, checkStoredSizes, commitMetadata, failureToReport, interrupted, putCompressed, runBackup, settleParts, step, type BackupRequest, type BackupRun } from './backup-run.js';
 import { compress, DEFAULT_LEVEL } from './compression.js';
 import { physicalBackupKeys } from './layout.js';
 import type { PhysicalMetadata, StoredObject } from './metadata.js';
@@ -113,24 +113,13 @@ async function streamBaseBackup(context: PlanContext, source: SourceInfo, target
     basebackup.done,
     compressed.done,
   ] as const;
-  // The first failure is the cause; the others are usually its consequences.
-  let firstError: unknown;
-  for (const part of parts) {
-    part.catch((err: unknown) => {
-      firstError ??= err;
-      controller.abort(err);
-    });
-  }
-  const results = await Promise.allSettled(parts);
+  const { results, failed, firstError } = await settleParts(parts, controller);
   archiveWait.clear();
   request.signal.removeEventListener('abort', stop);
-  if (results.some((r) => r.status === 'rejected')) throw failureToReport(controller.signal.reason instanceof StorageError ? controller.signal.reason : firstError, request.signal);
+  if (failed) throw failureToReport(controller.signal.reason instanceof StorageError ? controller.signal.reason : firstError, request.signal);
 
   const scanned = (results[0] as PromiseFulfilledResult<ScannedBaseBackup>).value;
-  for (const [index, info] of (results[1] as PromiseFulfilledResult<Awaited<(typeof parts)[1]>>).value.entries()) {
-    if (info.size === stored.bytes) continue;
-    throw new IntegrityError(`repository ${context.storages[index]!.name} has ${info.size} bytes of ${key}, but ${stored.bytes} were written`, { code: 'backup.size', object: key });
-  }
+  checkStoredSizes(context.storages, (results[1] as PromiseFulfilledResult<Awaited<(typeof parts)[1]>>).value, key, stored.bytes);
   if (!scanned.backupLabel || !scanned.manifest) {
     const missing = scanned.backupLabel ? 'backup_manifest' : 'backup_label';
     throw new IntegrityError(`pg_basebackup's tar stream has no ${missing}`, { code: 'backup.incomplete', object: missing, hint: 'Use pg_basebackup of PostgreSQL 13 or newer, which sends a manifest.' });
