@@ -15,6 +15,12 @@ export const ExitCode = {
   objectiveBreached: 6,
   locked: 7,
   interrupted: 130,
+  /**
+   * `wal fetch --abort-on-error` on any failure other than a missing file.
+   * PostgreSQL aborts recovery when restore_command exits above 125, where
+   * any lower non-zero status reads as "not archived" and ends recovery early.
+   */
+  recoveryAbort: 200,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -87,6 +93,11 @@ export class LockedError extends DrplanError {
 /** The run was interrupted by a signal or by the user. */
 export class AbortedError extends DrplanError {
   override readonly exitCode = ExitCode.interrupted;
+}
+
+/** A WAL fetch failed in a way that must stop recovery instead of ending it (see ExitCode.recoveryAbort). */
+export class RecoveryAbortError extends DrplanError {
+  override readonly exitCode = ExitCode.recoveryAbort;
 }
 
 /** A child process (pg_dump, zstd, ...) failed. */

@@ -7,9 +7,10 @@ import { selectDatabase } from '../context.js';
 import { UsageError } from '../errors.js';
 import { planPointInTimeRestore, runPointInTimeRestore, type PitrRequest, type PitrResult } from '../restore/pitr.js';
 import type { PitrPlan } from '../restore/pitr-plan.js';
-import { describeTarget, parseRecoveryTarget } from '../restore/pitr-target.js';
+import { parseRecoveryTarget } from '../restore/pitr-target.js';
 import { planTableRecovery, runTableRecovery, type TableRecoveryRequest, type TableRecoveryResult } from '../restore/table-recovery.js';
 import { parseDuration } from '../util/duration.js';
+import type { TimelineRequest } from '../wal/continuity.js';
 import { formatDuration, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
 
 const DEFAULT_TIMEOUT = '1h';
@@ -20,6 +21,7 @@ export interface PitrOptions {
   targetLsn?: string;
   targetXid?: string;
   target?: string;
+  targetTimeline?: string;
   exclusive?: boolean;
   dataDir?: string;
   port?: number;
@@ -34,6 +36,7 @@ export const PITR_ONLY_OPTIONS: [keyof PitrOptions, string][] = [
   ['targetLsn', '--target-lsn'],
   ['targetXid', '--target-xid'],
   ['target', '--target'],
+  ['targetTimeline', '--target-timeline'],
   ['exclusive', '--exclusive'],
   ['dataDir', '--data-dir'],
   ['port', '--port'],
@@ -57,6 +60,7 @@ interface RestoreCommandOptions extends PitrOptions {
 export async function restorePointInTime(backup: string | undefined, options: RestoreCommandOptions, command: Command): Promise<void> {
   checkOptions(backup, options);
   const target = parseRecoveryTarget(options);
+  const timeline = parseTimelineRequest(options.targetTimeline);
   const timeoutMs = parseTimeout(options.timeout ?? DEFAULT_TIMEOUT);
   const globals = command.optsWithGlobals<GlobalOptions>();
   const planPath = path.resolve(resolveConfigPath(globals.config));
@@ -64,10 +68,9 @@ export async function restorePointInTime(backup: string | undefined, options: Re
   const context = await loadContext(globals, { repositoriesOnly: !options.start && options.table.length === 0 });
   const database = selectDatabase(context.plan, options.database);
   const signal = interruptSignal();
-  process.stderr.write(`recovery target: ${describeTarget(target)}\n`);
 
   if (options.table.length > 0) {
-    const request: TableRecoveryRequest = { database, target, tables: options.table, targetDatabase: options.targetDatabase!, planPath, timeoutMs, signal };
+    const request: TableRecoveryRequest = { database, target, timeline, tables: options.table, targetDatabase: options.targetDatabase!, planPath, timeoutMs, signal };
     const plan = await planTableRecovery(context, request);
     if (options.dryRun) return printDryRun(plan, `copy ${options.table.join(', ')} as of that point into database ${request.targetDatabase}`, options.json);
     const result = await runTableRecovery(context, request, plan);
@@ -77,6 +80,7 @@ export async function restorePointInTime(backup: string | undefined, options: Re
   const request: PitrRequest = {
     database,
     target,
+    timeline,
     dataDir: path.resolve(options.dataDir!),
     planPath,
     port: options.port,
@@ -118,6 +122,16 @@ function checkOptions(backup: string | undefined, options: RestoreCommandOptions
   if (options.port !== undefined && options.port > 65535) throw new UsageError(`--port must be at most 65535, got ${options.port}`, { code: 'usage.number', object: '--port' });
 }
 
+function parseTimelineRequest(value: string | undefined): TimelineRequest {
+  if (value === undefined || value === 'latest' || value === 'current') return value ?? 'latest';
+  if (/^[1-9][0-9]{0,9}$/.test(value) && Number(value) <= 0xffffffff) return Number(value);
+  throw new UsageError(`invalid --target-timeline ${JSON.stringify(value)}`, {
+    code: 'usage.timeline',
+    object: value,
+    hint: 'Give a timeline number such as 1 or 2 (as in the first 8 hex digits of a WAL file name, in decimal), "current" or "latest".',
+  });
+}
+
 function parseTimeout(value: string): number {
   if (!durationSchema.safeParse(value).success) {
     throw new UsageError(`invalid --timeout ${JSON.stringify(value)}`, { code: 'usage.timeout', object: value, hint: 'Give a duration such as 90s, 30m or 2h.' });
@@ -127,18 +141,18 @@ function parseTimeout(value: string): number {
 
 function printDryRun(plan: PitrPlan, action: string, json: boolean | undefined): void {
   if (json) {
-    printJson({ backup: plan.entry.id, window: plan.window, walCheckedFrom: plan.chain.firstSegment, walCheckedUntil: plan.chain.until, timelines: plan.chain.timelines });
+    printJson({ backup: plan.entry.id, window: plan.window, walCheckedFrom: plan.chain.firstSegment, walCheckedUntil: plan.chain.until, timelines: plan.chain.timelines, recoveryTimeline: plan.timeline });
     return;
   }
   process.stdout.write(`dry run: would take base backup ${plan.entry.id} (finished ${plan.meta.finishedAt}), ${action}\n`);
-  process.stdout.write(`archived WAL is continuous from ${plan.chain.firstSegment} to ${plan.chain.until} (timelines ${plan.chain.timelines.join(', ')})\n`);
+  process.stdout.write(`archived WAL is continuous from ${plan.chain.firstSegment} to ${plan.chain.until} (timelines ${plan.chain.timelines.join(', ')}); recovery follows timeline ${plan.timeline}\n`);
 }
 
 function printPitrResult(result: PitrResult): void {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`recovery target: ${result.target.description}`);
   out(`base backup ${result.backup} (repository ${result.repository}) extracted into ${result.dataDir}`);
-  out(`archived WAL checked for gaps up to ${result.walCheckedUntil}`);
+  out(`archived WAL checked for gaps up to ${result.walCheckedUntil}, recovering along timeline ${result.timeline}`);
   out(`restore_command: ${result.restoreCommand}`);
   for (const rejected of result.rejectedCopies) process.stderr.write(`warning: copy rejected, used the next repository: ${rejected}\n`);
   if (result.reached) {
@@ -151,7 +165,7 @@ function printPitrResult(result: PitrResult): void {
   }
   out(`recovery settings are in ${path.join(result.dataDir, 'postgresql.auto.conf')}; recovery.signal is in place`);
   out(`start the server with: ${result.startCommand}`);
-  out(result.port === undefined ? 'it listens on 127.0.0.1 at the port set in the backup\'s configuration (use --port to choose one)' : `it listens on 127.0.0.1:${result.port}`);
+  out(`it listens on 127.0.0.1:${result.port}`);
   out('restore_command runs drplan as the server\'s user, so that user must be able to read the plan, and the server\'s environment needs the repository credentials the plan uses');
   out(`stop it with: ${result.stopCommand}`);
 }

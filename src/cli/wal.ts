@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import { resolveConfigPath } from '../config/load.js';
 import { createContext, selectDatabase } from '../context.js';
-import { UsageError } from '../errors.js';
+import { DrplanError, ExitCode, NotFoundError, RecoveryAbortError, UsageError } from '../errors.js';
 import type { WalAnalysis } from '../wal/analyze.js';
 import { interruptSignal, loadContext, loadPlanOnly, logger, printJson, type GlobalOptions } from './common.js';
 
@@ -50,13 +50,22 @@ export function registerWal(program: Command): void {
     .command('fetch')
     .description('restore one archived WAL file (restore_command: drplan wal fetch --database NAME %f %p); exits 5 when no repository has it')
     .requiredOption('--database <name>', 'database of the plan whose archive to read')
+    .option(
+      '--abort-on-error',
+      `exit ${ExitCode.recoveryAbort} instead of 2, 3 or 4 on any failure other than a missing file, so that PostgreSQL aborts recovery rather than ending it early and promoting (restore_command of drplan restore --pitr)`,
+    )
     .argument('<file>', 'WAL file name (%f)')
     .argument('<destination>', 'where to write it, relative to the data directory (%p)')
-    .action(async (file: string, destination: string, options: { database: string }, command: Command) => {
-      const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
-      const database = selectDatabase(context.plan, options.database).name;
-      const { fetchWalFile } = await import('../wal/fetch.js');
-      await fetchWalFile(context, database, file, destination);
+    .action(async (file: string, destination: string, options: { database: string; abortOnError?: boolean }, command: Command) => {
+      try {
+        const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
+        const database = selectDatabase(context.plan, options.database).name;
+        const { fetchWalFile } = await import('../wal/fetch.js');
+        await fetchWalFile(context, database, file, destination);
+      } catch (error) {
+        if (!options.abortOnError || error instanceof NotFoundError) throw error;
+        throw abortRecovery(error);
+      }
     });
 
   wal
@@ -76,6 +85,23 @@ export function registerWal(program: Command): void {
       else for (const result of results) printAnalysis(result);
       assertWalHealthy(results);
     });
+}
+
+/**
+ * Wraps a fetch failure so that drplan exits with ExitCode.recoveryAbort.
+ * PostgreSQL 15 (RestoreArchivedFile in xlogarchive.c) treats a
+ * restore_command exit status above 125 as fatal and stops the server, where
+ * any lower non-zero status means "not in the archive": recovery would then
+ * end at the segment before and promote, losing every later commit.
+ */
+function abortRecovery(error: unknown): RecoveryAbortError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new RecoveryAbortError(`${message}; recovery is aborted rather than ended at this point`, {
+    code: error instanceof DrplanError ? error.code : 'wal.fetch_failed',
+    object: error instanceof DrplanError ? error.object : undefined,
+    hint: error instanceof DrplanError ? error.hint : undefined,
+    cause: error,
+  });
 }
 
 /** Returns the command line of the background uploader for one database. */

@@ -10,7 +10,7 @@ import type { DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { NotFoundError, UsageError } from '../errors.js';
 import { listArchivedFiles, readInventory, type ArchivedFile, type WalAnalysis } from '../wal/analyze.js';
-import { assertRecoveryChain, checkRecoveryChain, type ChainResult } from '../wal/continuity.js';
+import { assertRecoveryChain, checkRecoveryChain, chooseRecoveryTimeline, type ChainResult, type TimelineRequest, type WalInventory } from '../wal/continuity.js';
 import { parseLsn, parseWalFileName, segnoOfLsn } from '../wal/segment.js';
 import { describeTarget, formatLsn, type RecoveryTarget } from './pitr-target.js';
 
@@ -29,8 +29,11 @@ export interface PitrPlan {
   entry: CatalogEntry;
   meta: PhysicalMetadata;
   window: RecoveryWindow;
-  /** The archived WAL the recovery replays, checked for gaps. */
+  /** The timeline recovery follows, written as recovery_target_timeline. */
+  timeline: number;
+  /** The archived WAL the recovery replays, checked for gaps along `timeline`'s path. */
   chain: ChainResult;
+  inventory: WalInventory;
   /** Repositories whose WAL could not be listed; recovery reads the others. */
   walProblems: WalAnalysis['problems'];
 }
@@ -40,7 +43,7 @@ export interface PitrPlan {
  * outside the recoverable window is a UsageError naming the window. A gap in
  * the archived WAL is an IntegrityError naming the first missing segment.
  */
-export async function planPitr(context: PlanContext, database: DatabaseConfig, target: RecoveryTarget): Promise<PitrPlan> {
+export async function planPitr(context: PlanContext, database: DatabaseConfig, target: RecoveryTarget, timelineRequest: TimelineRequest = 'latest'): Promise<PitrPlan> {
   const backups = await goodPhysicalBackups(context, database.name);
   const walSegmentSize = physical(backups.at(-1)!).wal.walSegmentSize;
   const problems: WalAnalysis['problems'] = [];
@@ -49,15 +52,38 @@ export async function planPitr(context: PlanContext, database: DatabaseConfig, t
   for (const problem of problems) context.log.warn({ repository: problem.repository, database: database.name }, `archived WAL unreadable: ${problem.error}`);
 
   const window = recoveryWindow(backups, files, walSegmentSize);
-  const entry = chooseBackup(backups, target, window, database.name);
+  const entry = chooseBackup(backupsReaching(backups, inventory, timelineRequest), target, window, database.name);
   const meta = physical(entry);
+  const timeline = chooseRecoveryTimeline(inventory, backupPosition(meta), timelineRequest);
   const chain = checkRecoveryChain(
     inventory,
     { backupId: meta.id, timeline: meta.wal.timeline, firstSegment: meta.wal.firstSegment, lastSegment: meta.wal.lastSegment },
-    targetSegment(target, meta),
+    { timeline, ...targetSegment(target, meta) },
   );
   assertRecoveryChain(chain, database.name);
-  return { database, target, entry, meta, window, chain, walProblems: problems };
+  return { database, target, entry, meta, window, timeline, chain, inventory, walProblems: problems };
+}
+
+function backupPosition(meta: PhysicalMetadata): { backupId: string; timeline: number; stopLsn: bigint } {
+  return { backupId: meta.id, timeline: meta.wal.timeline, stopLsn: parseLsn(meta.wal.stopLsn) };
+}
+
+/**
+ * Keeps the backups from which a numbered timeline can be reached, so that
+ * `--target-timeline 1` after a fork takes a backup of timeline 1. With none
+ * left, the newest backup stays so that chooseRecoveryTimeline names the reason.
+ */
+function backupsReaching(backups: CatalogEntry[], inventory: WalInventory, request: TimelineRequest): CatalogEntry[] {
+  if (typeof request !== 'number') return backups;
+  const reaching = backups.filter((entry) => {
+    try {
+      chooseRecoveryTimeline(inventory, backupPosition(physical(entry)), request);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return reaching.length > 0 ? reaching : backups.slice(-1);
 }
 
 /** Returns the good physical backups of `database`, oldest first by the time they finished. */

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { extractPhysicalBackup } from '../backup/physical-restore.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { AbortedError, UsageError } from '../errors.js';
+import { AbortedError, IntegrityError, UsageError } from '../errors.js';
 import { findPostgresBinDir, freePort, serverOwner } from '../postgres/cluster.js';
 import { connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
 import {
@@ -27,6 +27,8 @@ import {
   type RecoveryServer,
 } from '../postgres/recovery-server.js';
 import { formatCommand } from '../util/shell.js';
+import { parseLsn, parseSegmentName, segnoOfLsn } from '../wal/segment.js';
+import { segmentOnPath, type TimelineRequest } from '../wal/continuity.js';
 import { planPitr, type PitrPlan, type RecoveryWindow } from './pitr-plan.js';
 import { describeTarget, formatLsn, formatTargetTime, type RecoveryTarget } from './pitr-target.js';
 import { restoreCommandFor, writeRecoveryConfig } from './recovery-config.js';
@@ -37,6 +39,8 @@ const LOG_FILE = path.join('log', 'drplan-recovery.log');
 export interface PitrRequest {
   database: DatabaseConfig;
   target: RecoveryTarget;
+  /** The timeline to recover along; `latest` is the newest one reachable from the base backup. */
+  timeline: TimelineRequest;
   dataDir: string;
   /** The plan file, for the restore_command that calls drplan back. */
   planPath: string;
@@ -55,10 +59,13 @@ export interface PitrResult {
   dataDir: string;
   target: TargetReport;
   window: RecoveryWindow;
+  /** The timeline written as recovery_target_timeline. */
+  timeline: number;
   /** The archived WAL checked for gaps: from the backup's first segment to this segment. */
   walCheckedUntil: string;
   restoreCommand: string;
-  port?: number;
+  /** The port written into the recovery settings: --port, else a free one. */
+  port: number;
   /** The command that starts the server (when drplan did not) and the one that stops it. */
   startCommand?: string;
   stopCommand: string;
@@ -88,7 +95,7 @@ export async function planPointInTimeRestore(context: PlanContext, request: Pitr
   await assertEmptyDataDir(request.dataDir);
   if (request.start) connectionTarget(request.database.url);
   if (request.port !== undefined && request.start) await assertPortFree(request.port);
-  return planPitr(context, request.database, request.target);
+  return planPitr(context, request.database, request.target, request.timeline);
 }
 
 /** Extracts the base backup, writes the recovery settings and, with `start`, recovers. */
@@ -101,9 +108,10 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
   const extracted = await extractPhysicalBackup(context, plan.entry, dataDir, request.signal);
   const owner = await serverOwner(request.signal);
   const server: RecoveryServer = { binDir: await findPostgresBinDir(plan.meta.server.major), dataDir, logFile: path.join(dataDir, LOG_FILE), owner };
-  const port = request.port ?? (request.start ? await freePort() : undefined);
+  // The backup's own port is most likely the live primary's, so a server started there would fail beside it.
+  const port = request.port ?? (await freePort());
   const restoreCommand = restoreCommandFor(request.planPath, request.database.name);
-  await writeRecoveryConfig(dataDir, { restoreCommand, target: request.target, port, socketDir: dataDir, archive: request.archive }, owner);
+  await writeRecoveryConfig(dataDir, { restoreCommand, target: request.target, timeline: plan.timeline, port, socketDir: dataDir, archive: request.archive }, owner);
   await prepareLogDir(server);
   log.info({ dataDir, port }, 'recovery settings written');
 
@@ -111,13 +119,14 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
   if (request.start) {
     const startedAt = await startRecoveryServer(server);
     try {
-      reached = await waitForRecoveryEnd(server, localConnection(request.database, port!), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
+      reached = await waitForRecoveryEnd(server, localConnection(request.database, port), { startedAt, timeoutMs: request.timeoutMs, log, signal: request.signal });
     } catch (error) {
       // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message states that.
       if (error instanceof AbortedError) await stopRecoveryServer(server).catch((stopError: unknown) => log.error({ err: stopError }, 'stopping the restored server failed'));
       throw error;
     }
     log.info({ ...reached, durationMs: Date.now() - started }, 'recovery ended and the server was promoted');
+    assertReachedArchiveEnd(plan, reached, server.logFile);
   }
   return {
     backup: plan.entry.id,
@@ -125,6 +134,7 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
     dataDir,
     target: reportTarget(request.target),
     window: plan.window,
+    timeline: plan.timeline,
     walCheckedUntil: plan.chain.until,
     restoreCommand,
     port,
@@ -135,6 +145,29 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
     rejectedCopies: extracted.rejected,
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * Rejects a recovery to `latest` that ended before the newest archived
+ * segment of the timeline path the planner checked. PostgreSQL ends recovery
+ * and promotes when restore_command fails in an ordinary way, as if the
+ * archive ended there, so a server that stopped early looks like a success.
+ */
+export function assertReachedArchiveEnd(plan: PitrPlan, reached: RecoveryPoint, logFile: string): void {
+  if (plan.target.kind !== 'latest') return;
+  const size = plan.meta.wal.walSegmentSize;
+  const reachedSegno = segnoOfLsn(parseLsn(reached.lastReplayedLsn), size);
+  const newestSegno = parseSegmentName(plan.chain.until, size)!.segno;
+  if (reachedSegno >= newestSegno) return;
+  const reachedSegment = segmentOnPath(plan.inventory, plan.timeline, reachedSegno);
+  throw new IntegrityError(
+    `recovery to the latest archived WAL stopped early: the last replayed LSN ${reached.lastReplayedLsn} lies in segment ${reachedSegment}, but the archive holds WAL up to ${plan.chain.until}; the server was promoted without the rest`,
+    {
+      code: 'pitr.stopped_early',
+      object: reachedSegment,
+      hint: `The server log ${logFile} names why the next segment could not be restored (restore_command output). Do not use this copy: stop it, empty the data directory and restore again once the archive is readable.`,
+    },
+  );
 }
 
 /** Rejects a data directory that exists and is not an empty directory; a missing one is created later. */

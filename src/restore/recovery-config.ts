@@ -25,6 +25,12 @@ export interface RecoveryConfig {
   socketDir: string;
   /** False turns WAL archiving off, so a scratch or test copy never writes into the archive. */
   archive: boolean;
+  /**
+   * The timeline to follow, chosen by drplan from the archived history files.
+   * PostgreSQL's own `latest` would follow any newer timeline in the archive,
+   * even one forked from an older backup that this backup cannot reach.
+   */
+  timeline: number;
 }
 
 /**
@@ -35,7 +41,7 @@ export interface RecoveryConfig {
  * and a literal % is doubled.
  */
 export function restoreCommandFor(planPath: string, database: string, execPath: string = process.execPath, drplanBin: string = DRPLAN_BIN): string {
-  const words = [execPath, drplanBin, '--config', path.resolve(planPath), 'wal', 'fetch', '--database', database];
+  const words = [execPath, drplanBin, '--config', path.resolve(planPath), 'wal', 'fetch', '--abort-on-error', '--database', database];
   return `${formatCommand(words).replace(/%/g, '%%')} %f %p`;
 }
 
@@ -53,7 +59,7 @@ export function recoverySettings(config: RecoveryConfig): [string, string][] {
     ['recovery_target_time', ''],
     ['recovery_target_xid', ''],
     ['recovery_target_lsn', ''],
-    ['recovery_target_timeline', 'latest'],
+    ['recovery_target_timeline', String(config.timeline)],
     ['recovery_target_action', 'promote'],
     ['listen_addresses', '127.0.0.1'],
     ['unix_socket_directories', config.socketDir],

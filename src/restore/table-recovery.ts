@@ -25,6 +25,7 @@ import { selectTables } from '../postgres/toc.js';
 import { findTool, type PgTool } from '../postgres/tools.js';
 import { runProcess } from '../util/process.js';
 import { localConnection, reportTarget, type TargetReport } from './pitr.js';
+import type { TimelineRequest } from '../wal/continuity.js';
 import { planPitr, type PitrPlan } from './pitr-plan.js';
 import type { RecoveryTarget } from './pitr-target.js';
 import { restoreCommandFor, writeRecoveryConfig } from './recovery-config.js';
@@ -37,6 +38,8 @@ export interface TableRecoveryRequest {
   tables: string[];
   /** The side database on the live server; created when missing. */
   targetDatabase: string;
+  /** The timeline to recover along; default `latest`, the newest one reachable from the base backup. */
+  timeline?: TimelineRequest;
   planPath: string;
   timeoutMs: number;
   signal: AbortSignal;
@@ -74,7 +77,7 @@ export async function planTableRecovery(context: PlanContext, request: TableReco
     if (!(await databaseExists(client, request.targetDatabase))) return;
     await withClient(sideTarget(request), (side) => assertTablesAbsent(side, request.tables.map(parseTableName), request.targetDatabase));
   });
-  return planPitr(context, request.database, request.target);
+  return planPitr(context, request.database, request.target, request.timeline ?? 'latest');
 }
 
 /** Recovers the scratch cluster, copies the tables and always removes the scratch cluster. */
@@ -90,7 +93,7 @@ export async function runTableRecovery(context: PlanContext, request: TableRecov
     const extracted = await extractPhysicalBackup(context, plan.entry, server.dataDir, request.signal);
     const port = await freePort();
     const restoreCommand = restoreCommandFor(request.planPath, request.database.name);
-    await writeRecoveryConfig(server.dataDir, { restoreCommand, target: request.target, port, socketDir: root, archive: false }, owner);
+    await writeRecoveryConfig(server.dataDir, { restoreCommand, target: request.target, timeline: plan.timeline, port, socketDir: root, archive: false }, owner);
 
     log.info({ port, scratch: root }, 'recovering the scratch cluster');
     startedServer = true;

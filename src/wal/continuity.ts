@@ -8,7 +8,7 @@
  * path of timelines, a parent supplies the segments before the segment that
  * holds the switch point, and the child supplies that segment and the ones after.
  */
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, UsageError } from '../errors.js';
 import { parseSegmentName, parseWalFileName, segmentName, segnoOfLsn, type TimelineSwitch } from './segment.js';
 
 /** Everything known about one database's archive. */
@@ -137,6 +137,53 @@ export function assertRecoveryChain(chain: ChainResult, database: string): void 
     object: gap.first,
     hint: 'Find the segment in the server\'s pg_wal and push it with `drplan wal push`, or take a new physical base backup.',
   });
+}
+
+/** The timeline recovery follows: a number, the newest one reachable from the backup (`latest`), or the backup's own (`current`). */
+export type TimelineRequest = number | 'latest' | 'current';
+
+/**
+ * Returns the timeline recovery must follow from a base backup on
+ * `backup.timeline` that ended at `backup.stopLsn`. A timeline is reachable
+ * when it is the backup's own or its history shows it branching off the
+ * backup's timeline at or after the stop LSN; a timeline that branched
+ * earlier never contained the backup. `latest` takes the highest reachable
+ * timeline, so a timeline forked from an older backup is not followed.
+ * A numbered request that is not reachable is a UsageError.
+ */
+export function chooseRecoveryTimeline(inventory: WalInventory, backup: { backupId: string; timeline: number; stopLsn: bigint }, request: TimelineRequest): number {
+  if (request === 'current') return backup.timeline;
+  if (request === 'latest') {
+    const known = [...new Set([...inventory.segments.keys(), ...inventory.histories.keys()])].sort((a, b) => b - a);
+    return known.find((timeline) => isReachable(inventory, backup, timeline)) ?? backup.timeline;
+  }
+  if (isReachable(inventory, backup, request)) return request;
+  const history = inventory.histories.get(request);
+  const reason = history === undefined ? `no ${timelineHex(request)}.history file is archived` : `its history does not pass through timeline ${backup.timeline} after LSN ${formatLsnText(backup.stopLsn)}`;
+  throw new UsageError(`timeline ${request} cannot be reached from base backup ${backup.backupId} on timeline ${backup.timeline}: ${reason}`, {
+    code: 'pitr.timeline',
+    object: String(request),
+    hint: `Choose --target-timeline ${backup.timeline} (the backup's own), latest, or a timeline that branched off after the backup; \`drplan wal status\` lists the archived timelines.`,
+  });
+}
+
+function isReachable(inventory: WalInventory, backup: { timeline: number; stopLsn: bigint }, timeline: number): boolean {
+  if (timeline === backup.timeline) return true;
+  const history = inventory.histories.get(timeline) ?? [];
+  return history.some((entry) => entry.timeline === backup.timeline && entry.switchLsn >= backup.stopLsn);
+}
+
+function timelineHex(timeline: number): string {
+  return timeline.toString(16).toUpperCase().padStart(8, '0');
+}
+
+function formatLsnText(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+/** Returns the name of segment `segno` as recovery along `timeline`'s path reads it. */
+export function segmentOnPath(inventory: WalInventory, timeline: number, segno: bigint): string {
+  return name(timelineFor(timelinePath(inventory, timeline), segno), segno, inventory);
 }
 
 /** Returns the timelines from timeline 1 (or the oldest known) to `timeline`, with the segments each supplies. */

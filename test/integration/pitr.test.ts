@@ -146,6 +146,27 @@ describe('point-in-time restore', () => {
     await expect(stat(dataDir)).rejects.toThrow(/ENOENT/);
   });
 
+  it('aborts recovery at a damaged segment', async () => {
+    const copy = await fileRepository('damaged');
+    await cp(repo.dir, copy.dir, { recursive: true });
+    const damaged = segments[1]!;
+    // The checksum object stays, so every fetch of this segment fails its check instead of finding nothing.
+    await writeFile(path.join(copy.dir, 'wal', 'app', `${damaged}.zst`), 'not a zstd frame');
+    const copyPlan = await writePlan({ databases: [{ name: 'app', url: PLAN_URL }], repositories: [copy] });
+    await runProcess('chown', ['-R', 'postgres:postgres', copy.dir], { operation: 'give the copied repository to the server user' });
+    await shareWithServer(copyPlan, [copy.dir]);
+
+    const dataDir = path.join(work, 'damaged');
+    const result = await runCli(['--config', copyPlan, ...restoreArgs(dataDir, '--target', 'latest', '--start', '--no-archive')], { env, timeoutMs: RESTORE_TIMEOUT_MS });
+    started.push(dataDir);
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.stdout).not.toContain('recovery ended');
+    expect(result.stderr).toContain('the restored server stopped before recovery ended');
+    expect(result.stderr).toContain(`WAL file ${damaged} of database app is damaged in every repository that has a copy`);
+    expect(result.stderr).toContain('recovery is aborted rather than ended at this point');
+    expect(result.stderr).toMatch(/FATAL: .*could not restore file .* exit code 200/);
+  });
+
   it('recovers deleted rows into a side database', async () => {
     const result = await cli(['restore', '--pitr', '--target-time', between.toISOString(), '--table', 'orders', '--target-database', 'app_recovered', '--json']);
     expect(result.code, result.stderr).toBe(0);
@@ -273,6 +294,43 @@ describe('point-in-time restore', () => {
     expect(report.walCheckedUntil.startsWith('00000002')).toBe(true);
     const rows = await query<{ id: number }>(restoredUrl(report), 'SELECT id FROM events ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('recovers timeline 1 after a fork', async () => {
+    // Timeline 2, archived by the promoted test restore, forked after the base backup; the live primary went on with timeline 1.
+    await query(cluster.url('app'), "INSERT INTO events VALUES (5, 'fifth, on timeline 1')");
+    await switchWalAndWait(cluster.url());
+    const dataDir = path.join(work, 'timeline-1');
+    const result = await cli(restoreArgs(dataDir, '--target', 'latest', '--target-timeline', '1', '--start', '--no-archive', '--json'));
+    started.push(dataDir);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as PitrResult;
+    expect(report.timeline).toBe(1);
+    expect(report.walCheckedUntil.startsWith('00000001')).toBe(true);
+    expect(await readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain("recovery_target_timeline = '1'");
+    const rows = await query<{ id: number }>(restoredUrl(report), 'SELECT id FROM events ORDER BY id');
+    expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 5]);
+
+    const unreachable = await cli(restoreArgs(path.join(work, 'timeline-9'), '--target', 'latest', '--target-timeline', '9'));
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toContain(`timeline 9 cannot be reached from base backup ${backupId} on timeline 1: no 00000009.history file is archived`);
+  });
+
+  it('latest ignores a timeline forked before the backup', async () => {
+    const backup = await cli(['backup', '--kind', 'physical']);
+    expect(backup.code, backup.stderr).toBe(0);
+    await query(cluster.url('app'), "INSERT INTO events VALUES (6, 'sixth, after the second backup')");
+    await switchWalAndWait(cluster.url());
+
+    const dataDir = path.join(work, 'after-fork');
+    const result = await cli(restoreArgs(dataDir, '--target', 'latest', '--start', '--no-archive', '--json'));
+    started.push(dataDir);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as PitrResult;
+    expect(report.backup).toBe(backup.stdout.trim());
+    expect(report.timeline).toBe(1);
+    const rows = await query<{ id: number }>(restoredUrl(report), 'SELECT id FROM events ORDER BY id');
+    expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 5, 6]);
   });
 });
 

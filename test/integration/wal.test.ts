@@ -158,6 +158,10 @@ describe('wal archiving', () => {
     const result = await runCli(['--config', planFile, 'wal', 'fetch', '--database', 'main', '00000009.history', path.join(work, 'history')]);
     expect(result.code).toBe(5);
     expect(result.stderr).toBe('drplan: WAL file 00000009.history not found in any repository\n');
+
+    // A missing file is the normal end of the archive for recovery, so --abort-on-error keeps exit 5.
+    const aborting = await runCli(['--config', planFile, 'wal', 'fetch', '--abort-on-error', '--database', 'main', '00000009.history', path.join(work, 'history')]);
+    expect(aborting.code).toBe(5);
   });
 
   it('corrupt copy falls back to the next repository', async () => {
@@ -178,6 +182,11 @@ describe('wal archiving', () => {
     const failed = await runCli(['--config', onlyDamaged, 'wal', 'fetch', '--database', 'main', name, path.join(work, 'damaged')]);
     expect(failed.code).toBe(4);
     expect(failed.stderr).toContain(`WAL file ${name} of database main is damaged in every repository that has a copy: second`);
+
+    const aborted = await runCli(['--config', onlyDamaged, 'wal', 'fetch', '--abort-on-error', '--database', 'main', name, path.join(work, 'damaged')]);
+    expect(aborted.code).toBe(200);
+    expect(aborted.stderr).toContain(`WAL file ${name} of database main is damaged in every repository that has a copy: second`);
+    expect(aborted.stderr).toContain('recovery is aborted rather than ended at this point');
   });
 
   it('unreachable S3 repository exits 3', async () => {
@@ -188,6 +197,9 @@ describe('wal archiving', () => {
     const fetched = await runCli(['--config', plan, 'wal', 'fetch', '--database', 'main', archived[0]!.name, path.join(work, 'unreachable')], { env });
     expect(fetched.code).toBe(3);
     expect(fetched.stderr).toContain('repository offsite');
+    const aborted = await runCli(['--config', plan, 'wal', 'fetch', '--abort-on-error', '--database', 'main', archived[0]!.name, path.join(work, 'unreachable')], { env });
+    expect(aborted.code).toBe(200);
+    expect(aborted.stderr).toContain('repository offsite');
 
     const both = await writePlan({ databases: [{ name: 'main', url: 'postgres://x@127.0.0.1:1/x' }], repositories: [repo, dead] });
     const cwd = await dataDirLike(work);

@@ -46,20 +46,20 @@ async function serverSetting(dir: string, name: string): Promise<string> {
 }
 
 function config(target: RecoveryTarget, overrides: Partial<RecoveryConfig> = {}): RecoveryConfig {
-  return { restoreCommand: 'fetch %f %p', target, socketDir: '/tmp/sockets here', archive: true, ...overrides };
+  return { restoreCommand: 'fetch %f %p', target, socketDir: '/tmp/sockets here', archive: true, timeline: 2, ...overrides };
 }
 
 describe('restoreCommandFor', () => {
   it('calls this drplan with absolute paths', () => {
     expect(DRPLAN_BIN).toBe(path.join(repoRoot, 'bin', 'drplan.js'));
     expect(restoreCommandFor('/etc/drplan/plan.yaml', 'app', '/usr/bin/node', '/opt/drplan/bin/drplan.js')).toBe(
-      '/usr/bin/node /opt/drplan/bin/drplan.js --config /etc/drplan/plan.yaml wal fetch --database app %f %p',
+      '/usr/bin/node /opt/drplan/bin/drplan.js --config /etc/drplan/plan.yaml wal fetch --abort-on-error --database app %f %p',
     );
   });
 
   it('quotes for the shell and doubles %', () => {
     const command = restoreCommandFor("/srv/it's 100%/plan.yaml", 'app', '/usr/bin/node', '/opt/dr plan/drplan.js');
-    expect(command).toBe("/usr/bin/node '/opt/dr plan/drplan.js' --config '/srv/it'\\''s 100%%/plan.yaml' wal fetch --database app %f %p");
+    expect(command).toBe("/usr/bin/node '/opt/dr plan/drplan.js' --config '/srv/it'\\''s 100%%/plan.yaml' wal fetch --abort-on-error --database app %f %p");
     expect(shellQuote('')).toBe("''");
   });
 });
@@ -74,7 +74,7 @@ describe('writeRecoveryConfig', () => {
     expect(await serverSetting(dir, 'restore_command')).toBe(restoreCommand);
     expect(await serverSetting(dir, 'recovery_target_time')).toBe('2026-12-04 13:30:00.000250+00:00');
     expect(await serverSetting(dir, 'recovery_target_name')).toBe('');
-    expect(await serverSetting(dir, 'recovery_target_timeline')).toBe('latest');
+    expect(await serverSetting(dir, 'recovery_target_timeline')).toBe('2');
     expect(await serverSetting(dir, 'recovery_target_action')).toBe('promote');
     expect(await serverSetting(dir, 'recovery_target_inclusive')).toBe('on');
     expect(await serverSetting(dir, 'port')).toBe('6543');
@@ -146,7 +146,7 @@ describe('writeRecoveryConfig', () => {
       "recovery_target_time = ''",
       "recovery_target_xid = ''",
       "recovery_target_lsn = ''",
-      "recovery_target_timeline = 'latest'",
+      "recovery_target_timeline = '2'",
       "recovery_target_action = 'promote'",
       "listen_addresses = '127.0.0.1'",
       "unix_socket_directories = '/tmp/sockets here'",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IntegrityError } from '../../src/errors.js';
-import { assertRecoveryChain, buildInventory, checkRecoveryChain, timelineRanges } from '../../src/wal/continuity.js';
+import { IntegrityError, UsageError } from '../../src/errors.js';
+import { assertRecoveryChain, buildInventory, checkRecoveryChain, chooseRecoveryTimeline, timelineRanges } from '../../src/wal/continuity.js';
 import { DEFAULT_WAL_SEGMENT_SIZE, parseHistoryFile, segmentName, type TimelineSwitch } from '../../src/wal/segment.js';
 
 /** Names of segments `from`..`to` on `timeline`. */
@@ -124,5 +124,41 @@ describe('recovery chain', () => {
     const names = [...run(1, 2, 4), ...run(3, 2, 4)];
     const chain = checkRecoveryChain(inventory(names, { 3: '2\t0/1000000\tx\n' }), backup, { timeline: 3 });
     expect(chain.ok).toBe(false);
+  });
+});
+
+describe('recovery timeline', () => {
+  // Timeline 2 forked at 0/2800000, before a backup of timeline 1 that ended at 0/6000100; timeline 3 forked from 1 after it.
+  const forked = () =>
+    inventory([...run(1, 2, 9), ...run(2, 2, 4), ...run(3, 8, 9), '00000002.history', '00000003.history'], {
+      2: '1\t0/2800000\tno recovery target specified\n',
+      3: '1\t0/8000000\tno recovery target specified\n',
+    });
+  const later = { backupId: 'base2', timeline: 1, stopLsn: 0x6000100n };
+
+  it('latest skips a timeline forked before the backup', () => {
+    const archive = inventory([...run(1, 2, 9), ...run(2, 2, 4), '00000002.history'], { 2: '1\t0/2800000\tno recovery target specified\n' });
+    expect(chooseRecoveryTimeline(archive, later, 'latest')).toBe(1);
+  });
+
+  it('latest follows a timeline forked after the backup', () => {
+    expect(chooseRecoveryTimeline(forked(), later, 'latest')).toBe(3);
+  });
+
+  it('current is the backup timeline', () => {
+    expect(chooseRecoveryTimeline(forked(), later, 'current')).toBe(1);
+  });
+
+  it('rejects an unreachable timeline', () => {
+    expect(() => chooseRecoveryTimeline(forked(), later, 2)).toThrow(UsageError);
+    expect(() => chooseRecoveryTimeline(forked(), later, 2)).toThrow('timeline 2 cannot be reached from base backup base2 on timeline 1: its history does not pass through timeline 1 after LSN 0/6000100');
+    expect(() => chooseRecoveryTimeline(forked(), later, 7)).toThrow('no 00000007.history file is archived');
+  });
+
+  it('checks the chain along the chosen timeline', () => {
+    const chain = checkRecoveryChain(forked(), backup, { timeline: 1 });
+    expect(chain.timelines).toEqual([1]);
+    expect(chain.until).toBe('000000010000000000000009');
+    expect(chain.ok).toBe(true);
   });
 });
