@@ -8,7 +8,7 @@ export function registerRepo(program: Command): void {
   const repo = program.command('repo').description('repository maintenance');
   repo
     .command('check')
-    .description('list metadata without objects, objects without metadata, size mismatches and unreadable metadata')
+    .description('list metadata without objects, objects without metadata, size mismatches, unreadable metadata and WAL segments missing from one repository')
     .option('--json', 'print the problems as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });

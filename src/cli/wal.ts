@@ -127,6 +127,7 @@ function printAnalysis(result: WalAnalysis): void {
     out(`  base backup ${chain.backupId}: ${chain.firstSegment} to ${chain.until} on timelines ${chain.timelines.join(', ')}: ${state}`);
   }
   for (const problem of result.problems) out(`  repository ${problem.repository}: ${problem.error}`);
+  for (const gap of result.repositoryGaps) out(`  warning: repository ${gap.repository} lacks ${gapText(gap)}, which another repository holds`);
 }
 
 function gapText(gap: { first: string; last: string; count: number }): string {

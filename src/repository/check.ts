@@ -1,15 +1,19 @@
 /**
  * `drplan repo check`: audits each repository for metadata without its
- * objects, objects without metadata, size mismatches and unreadable metadata.
+ * objects, objects without metadata, size mismatches, unreadable metadata
+ * and archived WAL segments that one repository lacks.
  */
 import { readCatalog } from '../backup/catalog.js';
 import { storedObjects } from '../backup/metadata.js';
+import { findRepositoryGaps, listArchivedFiles } from '../wal/analyze.js';
+import { walPrefix } from '../wal/layout.js';
+import { DEFAULT_WAL_SEGMENT_SIZE } from '../wal/segment.js';
 import type { PlanContext } from '../context.js';
 import { findPartials } from '../retention/prune.js';
 
 export interface RepositoryProblem {
   repository: string;
-  kind: 'unreachable' | 'unreadable metadata' | 'missing object' | 'size mismatch' | 'object without metadata' | 'incomplete write';
+  kind: 'unreachable' | 'unreadable metadata' | 'missing object' | 'size mismatch' | 'object without metadata' | 'incomplete write' | 'missing WAL segment';
   key: string;
   detail: string;
 }
@@ -42,6 +46,26 @@ export async function checkRepositories(context: PlanContext): Promise<Repositor
     }
     for (const orphan of findPartials(listing.objects, Number.POSITIVE_INFINITY)) {
       problems.push({ repository, kind: 'object without metadata', key: orphan.key, detail: `${orphan.size} bytes, modified ${orphan.modified.toISOString()}; a partial or uncommitted backup` });
+    }
+  }
+  problems.push(...(await walProblems(context)));
+  return problems;
+}
+
+/**
+ * Returns the archived WAL segments a repository lacks while another holds
+ * them. Recovery still finds them, but that repository alone could not
+ * recover, so it counts as a problem here. Listing failures are already
+ * reported as unreachable by the catalog.
+ */
+async function walProblems(context: PlanContext): Promise<RepositoryProblem[]> {
+  const problems: RepositoryProblem[] = [];
+  for (const database of context.plan.databases) {
+    const perRepository = new Map<string, Set<string>>();
+    await listArchivedFiles(context.storages, database.name, [], perRepository);
+    for (const gap of findRepositoryGaps(perRepository, DEFAULT_WAL_SEGMENT_SIZE)) {
+      const segments = gap.count === 1 ? `segment ${gap.first}` : `segments ${gap.first} to ${gap.last} (${gap.count})`;
+      problems.push({ repository: gap.repository, kind: 'missing WAL segment', key: `${walPrefix(database.name)}${gap.first}`, detail: `database ${database.name}: ${segments} missing here but held by another repository` });
     }
   }
   return problems;

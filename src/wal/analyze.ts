@@ -5,7 +5,8 @@
  *
  * The repositories are taken together: recovery fetches each file from the
  * first repository that has it, so a file missing on one repository but
- * present on another is no gap.
+ * present on another is no gap. Such a file is still reported, per
+ * repository, because that repository alone could no longer recover.
  */
 import { readCatalog, type Catalog } from '../backup/catalog.js';
 import type { PhysicalMetadata } from '../backup/metadata.js';
@@ -39,8 +40,19 @@ export interface WalAnalysis {
   chains: ChainResult[];
   /** Repositories whose WAL could not be listed or read. */
   problems: { repository: string; error: string }[];
+  /** Segments another repository holds but this one lacks: no gap for recovery, but a lost redundancy. */
+  repositoryGaps: RepositoryWalGap[];
   /** False when a gap breaks a base backup's chain. */
   ok: boolean;
+}
+
+/** A run of segments, first and last included, that one repository lacks while another holds them. */
+export interface RepositoryWalGap {
+  repository: string;
+  timeline: number;
+  first: string;
+  last: string;
+  count: number;
 }
 
 /** Analyzes one database's archive as of `now`; pass a catalog already read to save a listing. */
@@ -48,8 +60,10 @@ export async function analyzeWal(context: PlanContext, database: string, options
   const catalog = options.catalog ?? (await readCatalog(context, database));
   const backups = physicalBackups(catalog, database);
   const problems: WalAnalysis['problems'] = [];
-  const files = await listArchivedFiles(context.storages, database, problems);
-  const inventory = await readInventory(files, backups[0]?.wal.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE, problems);
+  const perRepository = new Map<string, Set<string>>();
+  const files = await listArchivedFiles(context.storages, database, problems, perRepository);
+  const walSegmentSize = backups[0]?.wal.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE;
+  const inventory = await readInventory(files, walSegmentSize, problems);
 
   const newest = [...files.values()].reduce<ArchivedFile | undefined>((best, f) => (!best || f.info.modified > best.info.modified ? f : best), undefined);
   const now = options.now ?? new Date();
@@ -64,6 +78,7 @@ export async function analyzeWal(context: PlanContext, database: string, options
     rpoSeconds: newest ? Math.max(0, Math.round((now.getTime() - newest.info.modified.getTime()) / 1000)) : null,
     chains,
     problems,
+    repositoryGaps: findRepositoryGaps(perRepository, walSegmentSize),
     ok: chains.every((c) => c.ok),
   };
 }
@@ -87,8 +102,17 @@ export function physicalBackups(catalog: Catalog, database: string): PhysicalMet
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
-/** Lists archived files by WAL file name, the copy of the first repository in plan order winning. */
-export async function listArchivedFiles(storages: Storage[], database: string, problems: WalAnalysis['problems']): Promise<Map<string, ArchivedFile>> {
+/**
+ * Lists archived files by WAL file name, the copy of the first repository in
+ * plan order winning. `perRepository`, when given, receives the names each
+ * repository that could be listed holds.
+ */
+export async function listArchivedFiles(
+  storages: Storage[],
+  database: string,
+  problems: WalAnalysis['problems'],
+  perRepository?: Map<string, Set<string>>,
+): Promise<Map<string, ArchivedFile>> {
   const files = new Map<string, ArchivedFile>();
   const prefix = walPrefix(database);
   const listings = await Promise.all(
@@ -99,6 +123,7 @@ export async function listArchivedFiles(storages: Storage[], database: string, p
           const name = walFileNameOfKey(info.key, prefix);
           if (name) found.push({ name, key: info.key, storage, info });
         }
+        perRepository?.set(storage.name, new Set(found.map((file) => file.name)));
       } catch (err) {
         problems.push({ repository: storage.name, error: (err as Error).message });
       }
@@ -107,6 +132,38 @@ export async function listArchivedFiles(storages: Storage[], database: string, p
   );
   for (const file of listings.flat()) if (!files.has(file.name)) files.set(file.name, file);
   return files;
+}
+
+/**
+ * Returns, for each listed repository, the runs of segments that another
+ * repository holds and it lacks. Runs follow the segments of the union, so
+ * a stretch no repository holds (a real gap) does not split or widen them.
+ */
+export function findRepositoryGaps(perRepository: Map<string, Set<string>>, walSegmentSize: number): RepositoryWalGap[] {
+  if (perRepository.size < 2) return [];
+  const union = [...new Set([...perRepository.values()].flatMap((names) => [...names]))]
+    .map((name) => ({ name, parsed: parseWalFileName(name, walSegmentSize) }))
+    .filter((file) => file.parsed?.kind === 'segment')
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const gaps: RepositoryWalGap[] = [];
+  for (const [repository, names] of perRepository) {
+    let run: RepositoryWalGap | undefined;
+    for (const { name } of union) {
+      if (names.has(name)) {
+        run = undefined;
+        continue;
+      }
+      const timeline = Number.parseInt(name.slice(0, 8), 16);
+      if (run && run.timeline === timeline) {
+        run.last = name;
+        run.count += 1;
+      } else {
+        run = { repository, timeline, first: name, last: name, count: 1 };
+        gaps.push(run);
+      }
+    }
+  }
+  return gaps;
 }
 
 /** Returns the WAL file name in a stored key, or undefined for checksum objects and foreign keys. */

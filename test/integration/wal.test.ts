@@ -3,7 +3,7 @@
  * `drplan wal push`, then fetch, conflicts, gaps and S3.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -236,6 +236,28 @@ describe('wal archiving', () => {
     } finally {
       await s3.stop();
     }
+  });
+
+  it('reports a segment missing from one repository', async () => {
+    const [, middle] = archived;
+    const copy = await fileRepository('copy');
+    await cp(repo.dir, copy.dir, { recursive: true });
+    await unlink(path.join(copy.dir, 'wal', 'main', `${middle!.name}.zst`));
+    const both = await writePlan({ databases: [{ name: 'main', url: 'postgres://x@127.0.0.1:1/x' }], repositories: [repo, copy] });
+
+    // The union still holds every segment, so recovery works and wal status succeeds, with a warning.
+    const status = await runCli(['--config', both, 'wal', 'status', '--database', 'main']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).not.toContain('gap:');
+    expect(status.stdout).toContain(`warning: repository copy lacks ${middle!.name}, which another repository holds`);
+    const json = await runCli(['--config', both, 'wal', 'status', '--database', 'main', '--json']);
+    const [report] = JSON.parse(json.stdout) as { repositoryGaps: unknown[] }[];
+    expect(report!.repositoryGaps).toEqual([{ repository: 'copy', timeline: 1, first: middle!.name, last: middle!.name, count: 1 }]);
+
+    const check = await runCli(['--config', both, 'repo', 'check']);
+    expect(check.code).toBe(4);
+    expect(check.stdout).toContain(`copy: missing WAL segment: wal/main/${middle!.name}: database main: segment ${middle!.name} missing here but held by another repository`);
+    expect(check.stdout).not.toContain('local:');
   });
 
   it('status names a deleted middle segment', async () => {
