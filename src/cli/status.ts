@@ -1,6 +1,6 @@
-/** `drplan status`: objectives next to measured values; exit 6 when any is breached. */
+/** `drplan status`: objectives next to measured values; exit 4 on broken archived WAL, 6 when an objective is breached. */
 import type { Command } from 'commander';
-import { DrplanError, ExitCode, StorageError } from '../errors.js';
+import { DrplanError, ExitCode, IntegrityError, StorageError } from '../errors.js';
 import { buildStatus, type ObjectiveStatus, type StatusReport } from '../status/status.js';
 import { formatAge } from '../util/duration.js';
 import { formatBytes, loadContext, printJson, type GlobalOptions } from './common.js';
@@ -13,7 +13,7 @@ class ObjectiveBreachedError extends DrplanError {
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('measured RPO and RTO against the objectives, last failure, repository state; exits 6 on a breach, 3 when a repository is unreachable')
+    .description('measured RPO and RTO against the objectives, last failure, repository state; exits 4 when a WAL gap breaks the newest physical backup\'s chain, 6 on a breach, 3 when a repository is unreachable')
     .option('--json', 'print the report as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = await loadContext(command.optsWithGlobals<GlobalOptions>(), { repositoriesOnly: true });
@@ -27,6 +27,14 @@ export function registerStatus(program: Command): void {
           hint: 'The objectives hold on the other repositories; fix the unreachable ones before they are needed.',
         });
       }
+      const brokenWal = report.databases.filter((d) => d.wal.broken);
+      if (brokenWal.length > 0) {
+        const chains = brokenWal.map((d) => `${d.database} (base backup ${d.wal.chains.at(-1)!.backupId}, first missing ${d.wal.chains.at(-1)!.gaps[0]!.first})`);
+        throw new IntegrityError(`archived WAL has a gap that breaks point-in-time recovery: ${chains.join(', ')}`, {
+          code: 'status.wal_broken',
+          hint: "`drplan wal status` lists the gaps; push the missing segments from the server's pg_wal with `drplan wal push`, or take a new physical base backup.",
+        });
+      }
       if (!report.ok) {
         const breached = report.databases.flatMap((d) => [d.rpo.state === 'breached' ? `${d.database} RPO` : '', d.rto.state === 'breached' ? `${d.database} RTO` : '']).filter(Boolean);
         throw new ObjectiveBreachedError(`objective breached: ${breached.join(', ')}`, {
@@ -38,7 +46,9 @@ export function registerStatus(program: Command): void {
 }
 
 function printReport(report: StatusReport): void {
-  process.stdout.write(`status at ${report.at}: ${report.ok ? 'all objectives met' : 'OBJECTIVE BREACHED'}\n`);
+  const walBroken = report.databases.some((d) => d.wal.broken);
+  const summary = report.ok ? 'all objectives met' : walBroken ? 'ARCHIVED WAL BROKEN' : 'OBJECTIVE BREACHED';
+  process.stdout.write(`status at ${report.at}: ${summary}\n`);
   for (const d of report.databases) {
     process.stdout.write(`\ndatabase ${d.database}\n`);
     const backup = d.rpo.newestGoodBackup ? ` (newest good backup ${d.rpo.newestGoodBackup.id})` : ' (no good backup)';
@@ -62,7 +72,7 @@ function walLine(wal: StatusReport['databases'][number]['wal']): string {
   const broken = wal.chains.filter((c) => !c.ok).map((c) => c.backupId);
   const age = wal.rpoSeconds === null ? '' : `, newest ${formatAge(wal.rpoSeconds * 1000)} ago`;
   const gapText = gaps.length > 0 ? `, gaps: ${gaps.join(', ')}` : ', no gaps';
-  const chainText = broken.length > 0 ? `, BROKEN chain of ${broken.join(', ')}` : '';
+  const chainText = wal.broken ? `, BROKEN chain of the newest base backup ${broken.at(-1)}` : broken.length > 0 ? `, broken chain of older ${broken.join(', ')}` : '';
   return `${ranges}${age}${gapText}${chainText}`;
 }
 

@@ -27,8 +27,12 @@ export interface DatabaseStatus {
   rpo: ObjectiveStatus & { newestGoodBackup: { id: string; time: string; finishedAt: string; storedBytes: number } | null };
   rto: ObjectiveStatus & { verification: { backupId: string; finishedAt: string; restoreMs: number } | null };
   lastFailure: FailureEvent | null;
-  /** Archived WAL: range per timeline, gaps, base backup chains and the WAL RPO. */
-  wal: WalAnalysis;
+  /**
+   * Archived WAL: range per timeline, gaps, base backup chains and the WAL
+   * RPO. `broken` is true when a gap breaks the chain of the newest physical
+   * base backup, so point-in-time recovery cannot reach the newest WAL.
+   */
+  wal: WalAnalysis & { broken: boolean };
 }
 
 export interface RepositoryStatus {
@@ -41,7 +45,7 @@ export interface RepositoryStatus {
 
 export interface StatusReport {
   at: string;
-  /** False when any objective is breached. */
+  /** False when any objective is breached or a database's WAL is broken. */
   ok: boolean;
   databases: DatabaseStatus[];
   repositories: RepositoryStatus[];
@@ -53,7 +57,7 @@ export async function buildStatus(context: PlanContext, now: Date = new Date()):
   const databases: DatabaseStatus[] = [];
   for (const database of context.plan.databases) databases.push(await databaseStatus(context, catalog, database, now));
   const repositories = await repositoryStatus(context, catalog);
-  const breached = databases.some((d) => d.rpo.state === 'breached' || d.rto.state === 'breached');
+  const breached = databases.some((d) => d.rpo.state === 'breached' || d.rto.state === 'breached' || d.wal.broken);
   return { at: now.toISOString(), ok: !breached, databases, repositories };
 }
 
@@ -76,8 +80,14 @@ async function databaseStatus(context: PlanContext, catalog: Catalog, database: 
       verification: verification ? { backupId: verification.backupId, finishedAt: verification.finishedAt, restoreMs: verification.restoreMs! } : null,
     },
     lastFailure: (await lastFailureOf(context, entries, database.name)) ?? null,
-    wal: await analyzeWal(context, database.name, { catalog, now }),
+    wal: withBrokenFlag(await analyzeWal(context, database.name, { catalog, now })),
   };
+}
+
+/** Marks the WAL broken when the newest physical base backup's chain has a gap; an older broken chain only narrows the window. */
+function withBrokenFlag(wal: WalAnalysis): WalAnalysis & { broken: boolean } {
+  const newest = wal.chains.at(-1);
+  return { ...wal, broken: newest !== undefined && !newest.ok };
 }
 
 /**

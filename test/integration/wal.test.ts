@@ -279,9 +279,18 @@ describe('wal archiving', () => {
     expect(after.stderr).toContain(`base backup base1 cannot be recovered to the newest WAL: ${middle!.name} missing on timeline 1`);
 
     const status = await runCli(['--config', planFile, 'status', '--json']);
-    const report = JSON.parse(status.stdout) as { databases: { wal: { timelines: { gaps: { first: string }[] }[]; ok: boolean } }[] };
+    const report = JSON.parse(status.stdout) as { ok: boolean; databases: { wal: { timelines: { gaps: { first: string }[] }[]; ok: boolean; broken: boolean } }[] };
+    expect(status.code).toBe(4);
+    expect(report.ok).toBe(false);
     expect(report.databases[0]!.wal.ok).toBe(false);
+    expect(report.databases[0]!.wal.broken).toBe(true);
     expect(report.databases[0]!.wal.timelines[0]!.gaps[0]!.first).toBe(middle!.name);
+    expect(status.stderr).toContain(`archived WAL has a gap that breaks point-in-time recovery: main (base backup base1, first missing ${middle!.name})`);
+
+    const text = await runCli(['--config', planFile, 'status']);
+    expect(text.code).toBe(4);
+    expect(text.stdout).toContain('ARCHIVED WAL BROKEN');
+    expect(text.stdout).toContain(`gaps: ${middle!.name}, BROKEN chain of the newest base backup base1`);
   });
 });
 
