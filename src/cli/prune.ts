@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { runPrune, type PruneReport } from '../retention/prune.js';
+import { withRepositoryPrefix } from '../storage/storage.js';
 import { formatBytes, interruptSignal, loadContext, printJson, type GlobalOptions } from './common.js';
 
 interface PruneOptions {
@@ -23,7 +24,7 @@ export function registerPrune(program: Command): void {
       if (options.json) printJson(report);
       else printReport(report);
       for (const repo of report.repositories) {
-        for (const warning of repo.warnings) process.stderr.write(`warning: repository ${repo.repository}: ${warning}\n`);
+        for (const warning of repo.warnings) process.stderr.write(`warning: ${withRepositoryPrefix(repo.repository, warning)}\n`);
       }
     });
 }

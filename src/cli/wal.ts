@@ -8,6 +8,7 @@ import path from 'node:path';
 import { resolveConfigPath } from '../config/load.js';
 import { createContext, selectDatabase } from '../context.js';
 import { DrplanError, ExitCode, NotFoundError, RecoveryAbortError, UsageError } from '../errors.js';
+import { withRepositoryPrefix } from '../storage/storage.js';
 import type { WalAnalysis } from '../wal/analyze.js';
 import { interruptSignal, loadContext, loadPlanOnly, logger, printJson, type GlobalOptions } from './common.js';
 
@@ -126,7 +127,7 @@ function printAnalysis(result: WalAnalysis): void {
     const state = chain.ok ? 'continuous' : `BROKEN, missing ${chain.gaps.map(gapText).join(', ')}`;
     out(`  base backup ${chain.backupId}: ${chain.firstSegment} to ${chain.until} on timelines ${chain.timelines.join(', ')}: ${state}`);
   }
-  for (const problem of result.problems) out(`  repository ${problem.repository}: ${problem.error}`);
+  for (const problem of result.problems) out(`  ${withRepositoryPrefix(problem.repository, problem.error)}`);
   for (const gap of result.repositoryGaps) out(`  warning: repository ${gap.repository} lacks ${gapText(gap)}, which another repository holds`);
 }
 

@@ -8,10 +8,11 @@ import { isGood, readCatalog, type CatalogEntry } from '../backup/catalog.js';
 import type { PhysicalMetadata } from '../backup/metadata.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { NotFoundError, UsageError } from '../errors.js';
+import { IntegrityError, NotFoundError, StorageError, UsageError } from '../errors.js';
+import { withRepositoryPrefix } from '../storage/storage.js';
 import { listArchivedFiles, readInventory, type ArchivedFile, type WalAnalysis } from '../wal/analyze.js';
 import { assertRecoveryChain, checkRecoveryChain, chooseRecoveryTimeline, type ChainResult, type TimelineRequest, type WalInventory } from '../wal/continuity.js';
-import { parseLsn, parseWalFileName, segnoOfLsn } from '../wal/segment.js';
+import { parseLsn, parseSegmentName, parseWalFileName, segmentName, segnoOfLsn } from '../wal/segment.js';
 import { describeTarget, formatLsn, type RecoveryTarget } from './pitr-target.js';
 
 /** The span a database can be recovered to. */
@@ -60,8 +61,29 @@ export async function planPitr(context: PlanContext, database: DatabaseConfig, t
     { backupId: meta.id, timeline: meta.wal.timeline, firstSegment: meta.wal.firstSegment, lastSegment: meta.wal.lastSegment },
     { timeline, ...targetSegment(target, meta) },
   );
-  assertRecoveryChain(chain, database.name);
+  assertChainForTarget(chain, database.name, target, meta);
   return { database, target, entry, meta, window, timeline, chain, inventory, walProblems: problems };
+}
+
+/**
+ * Rejects a chain with a gap, as assertRecoveryChain does. For a target that
+ * is not an LSN, the hint also offers --target-lsn at the start of the last
+ * segment before the gap: every record from there on starts in archived WAL,
+ * so recovery can stop there when the backup ended before it.
+ */
+function assertChainForTarget(chain: ChainResult, database: string, target: RecoveryTarget, meta: PhysicalMetadata): void {
+  try {
+    assertRecoveryChain(chain, database);
+  } catch (error) {
+    const gap = chain.gaps[0];
+    if (!(error instanceof IntegrityError) || gap === undefined || target.kind === 'lsn') throw error;
+    const size = meta.wal.walSegmentSize;
+    const before = parseSegmentName(gap.first, size)!.segno - 1n;
+    const lsn = before * BigInt(size);
+    if (lsn < parseLsn(meta.wal.stopLsn)) throw error;
+    const suggestion = `To recover up to just before the gap instead, use --target-lsn ${formatLsn(lsn)} (the start of segment ${segmentName({ timeline: gap.timeline, segno: before }, size)}).`;
+    throw new IntegrityError(error.message, { code: error.code, object: error.object, hint: `${error.hint} ${suggestion}`, cause: error.cause });
+  }
 }
 
 function backupPosition(meta: PhysicalMetadata): { backupId: string; timeline: number; stopLsn: bigint } {
@@ -92,6 +114,16 @@ async function goodPhysicalBackups(context: PlanContext, database: string): Prom
   const backups = catalog.entries
     .filter((e) => e.database === database && e.meta.kind === 'physical' && isGood(e))
     .sort((a, b) => a.meta.finishedAt.localeCompare(b.meta.finishedAt));
+  const unreachable = catalog.problems.filter((problem) => problem.key === undefined);
+  if (backups.length === 0 && unreachable.length > 0) {
+    // Without a listing, "no backup" would be a guess: the unreachable repository may hold the one needed.
+    throw new StorageError(`cannot find a physical base backup of database ${database}: ${unreachable.map((p) => withRepositoryPrefix(p.repository, p.error.message)).join('; ')}`, {
+      code: 'pitr.unreachable',
+      object: unreachable[0]!.repository,
+      hint: `Restore access to repository ${unreachable.map((p) => p.repository).join(', ')} and retry; \`drplan list\` shows what each repository holds.`,
+      cause: unreachable[0]!.error,
+    });
+  }
   if (backups.length === 0) {
     const unreadable = catalog.problems.length > 0 ? ` (${catalog.problems.length} repository problem(s) while listing)` : '';
     throw new NotFoundError(`no good physical base backup of database ${database} in any repository${unreadable}`, {

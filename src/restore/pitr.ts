@@ -13,7 +13,7 @@ import path from 'node:path';
 import { extractPhysicalBackup } from '../backup/physical-restore.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { AbortedError, IntegrityError, UsageError } from '../errors.js';
+import { AbortedError, DrplanError, IntegrityError, UsageError, type DrplanErrorOptions } from '../errors.js';
 import { findPostgresBinDir, freePort, serverOwner } from '../postgres/cluster.js';
 import { connectionTarget, type ConnectionTarget } from '../postgres/connection.js';
 import {
@@ -29,6 +29,7 @@ import {
 import { formatCommand } from '../util/shell.js';
 import { parseLsn, parseSegmentName, segnoOfLsn } from '../wal/segment.js';
 import { segmentOnPath, type TimelineRequest } from '../wal/continuity.js';
+import { assertServerCanReach } from './data-dir-access.js';
 import { planPitr, type PitrPlan, type RecoveryWindow } from './pitr-plan.js';
 import { describeTarget, formatLsn, formatTargetTime, type RecoveryTarget } from './pitr-target.js';
 import { restoreCommandFor, writeRecoveryConfig } from './recovery-config.js';
@@ -93,6 +94,7 @@ export interface TargetReport {
  */
 export async function planPointInTimeRestore(context: PlanContext, request: PitrRequest): Promise<PitrPlan> {
   await assertEmptyDataDir(request.dataDir);
+  await assertServerCanReach(request.dataDir, await serverOwner(request.signal));
   if (request.start) connectionTarget(request.database.url);
   if (request.port !== undefined && request.start) await assertPortFree(request.port);
   return planPitr(context, request.database, request.target, request.timeline);
@@ -123,10 +125,14 @@ export async function runPointInTimeRestore(context: PlanContext, request: PitrR
     } catch (error) {
       // An interrupt means the user no longer wants the server. A timeout leaves it recovering, and its message states that.
       if (error instanceof AbortedError) await stopRecoveryServer(server).catch((stopError: unknown) => log.error({ err: stopError }, 'stopping the restored server failed'));
-      throw error;
+      throw withDataDirNote(error, dataDir);
     }
     log.info({ ...reached, durationMs: Date.now() - started }, 'recovery ended and the server was promoted');
-    assertReachedArchiveEnd(plan, reached, server.logFile);
+    try {
+      assertReachedArchiveEnd(plan, reached, server.logFile);
+    } catch (error) {
+      throw withDataDirNote(error, dataDir);
+    }
   }
   return {
     backup: plan.entry.id,
@@ -168,6 +174,17 @@ export function assertReachedArchiveEnd(plan: PitrPlan, reached: RecoveryPoint, 
       hint: `The server log ${logFile} names why the next segment could not be restored (restore_command output). Do not use this copy: stop it, empty the data directory and restore again once the archive is readable.`,
     },
   );
+}
+
+/**
+ * Adds to a failure after the extraction that the data directory was left as
+ * it is: a retry needs it empty, and it may hold a running server to stop.
+ */
+function withDataDirNote(error: unknown, dataDir: string): unknown {
+  if (!(error instanceof DrplanError) || error instanceof AbortedError) return error;
+  const ErrorClass = error.constructor as new (message: string, options: DrplanErrorOptions) => DrplanError;
+  const note = `the data directory ${dataDir} was left as it is; stop its server if it still runs, then empty or replace the directory before a retry`;
+  return new ErrorClass(`${error.message}\n${note}`, { code: error.code, operation: error.operation, object: error.object, hint: error.hint, cause: error.cause ?? error });
 }
 
 /** Rejects a data directory that exists and is not an empty directory; a missing one is created later. */

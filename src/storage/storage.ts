@@ -72,3 +72,13 @@ export interface Storage {
   /** Removes one incomplete write; one already gone is not an error. */
   abortIncomplete(write: IncompleteWrite): Promise<void>;
 }
+
+/**
+ * Returns `message` prefixed with "repository NAME: ", unless it already
+ * starts so: the backends put that prefix on their own errors, and callers
+ * that report several repositories add it to messages from elsewhere.
+ */
+export function withRepositoryPrefix(repository: string, message: string): string {
+  const prefix = `repository ${repository}: `;
+  return message.startsWith(prefix) ? message : `${prefix}${message}`;
+}

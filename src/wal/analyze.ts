@@ -12,7 +12,7 @@ import { readCatalog, type Catalog } from '../backup/catalog.js';
 import type { PhysicalMetadata } from '../backup/metadata.js';
 import type { PlanContext } from '../context.js';
 import { IntegrityError, StorageError } from '../errors.js';
-import type { ObjectInfo, Storage } from '../storage/storage.js';
+import { withRepositoryPrefix, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { CHECKSUM_SUFFIX, readObject } from './archive.js';
 import { decompressBuffer } from './codec.js';
 import { buildInventory, checkRecoveryChain, timelineRanges, type ChainResult, type TimelineRange, type WalInventory } from './continuity.js';
@@ -203,7 +203,7 @@ export function assertWalHealthy(results: WalAnalysis[]): void {
   }
   const unreadable = results.flatMap((r) => r.problems);
   if (unreadable.length > 0) {
-    throw new StorageError(`archived WAL could not be read: ${unreadable.map((p) => `repository ${p.repository}: ${p.error}`).join('; ')}`, { code: 'wal.unreadable' });
+    throw new StorageError(`archived WAL could not be read: ${unreadable.map((p) => withRepositoryPrefix(p.repository, p.error)).join('; ')}`, { code: 'wal.unreadable' });
   }
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Compression } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { DrplanError, IntegrityError, NotFoundError, StorageError } from '../errors.js';
-import type { Storage } from '../storage/storage.js';
+import { withRepositoryPrefix, type Storage } from '../storage/storage.js';
 import { readChecksum, readObject } from './archive.js';
 import { decompressBuffer, sha256 } from './codec.js';
 import { assertWalFileName, walKey } from './layout.js';
@@ -108,7 +108,7 @@ function fetchFailure(database: string, fileName: string, attempts: Attempt[]): 
   const unreachable = attempts.filter((a) => a.outcome === 'unreachable');
   if (unreachable.length > 0) {
     const first = unreachable[0]!;
-    return new StorageError(`WAL file ${fileName} could not be fetched: repository ${first.repository} failed: ${first.error?.message}`, {
+    return new StorageError(`WAL file ${fileName} could not be fetched: ${withRepositoryPrefix(first.repository, first.error?.message ?? 'failed')}`, {
       code: 'wal.unreachable',
       object: fileName,
       hint: 'Recovery cannot tell whether the file exists while a repository is unreachable; restore access to it and retry.',

@@ -110,6 +110,30 @@ describe('point-in-time restore', () => {
     expect(await readdir(dataDir)).toEqual(['PG_VERSION']);
   });
 
+  it('rejects a data directory postgres cannot reach', async () => {
+    const closed = path.join(work, 'closed');
+    await mkdir(closed, { mode: 0o700 });
+    await chmod(closed, 0o700);
+    const dataDir = path.join(closed, 'restore');
+    const result = await cli(restoreArgs(dataDir, '--target', 'latest'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`the postgres user cannot reach --data-dir ${dataDir}: directory ${closed} (mode 700) is not searchable by it`);
+    expect(result.stderr).toContain(`chmod o+x ${closed}`);
+    expect(await readdir(closed)).toEqual([]);
+  });
+
+  it('writes a free port without --port', async () => {
+    const dataDir = path.join(work, 'no-port');
+    const result = await cli(restoreArgs(dataDir, '--target', 'latest', '--no-archive'));
+    expect(result.code, result.stderr).toBe(0);
+    const port = Number(/it listens on 127\.0\.0\.1:(\d+)/.exec(result.stdout)?.[1]);
+    expect(port).toBeGreaterThan(0);
+    expect(port).not.toBe(cluster.port);
+    expect(await readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain(`port = '${port}'`);
+    expect(result.stdout.match(/recovery target: /g)).toHaveLength(1);
+    expect(result.stderr).not.toContain('recovery target: ');
+  });
+
   it('rejects targets outside the window', async () => {
     const dataDir = path.join(work, 'outside');
     const early = await cli(restoreArgs(dataDir, '--target-time', '2000-01-01 00:00:00Z'));
@@ -143,6 +167,7 @@ describe('point-in-time restore', () => {
     const result = await runCli(['--config', copyPlan, ...restoreArgs(dataDir, '--target', 'latest')], { env });
     expect(result.code).toBe(4);
     expect(result.stderr).toContain(`database app: WAL segment ${missing} is missing from the archive, so base backup ${backupId} cannot be recovered past it`);
+    expect(result.stderr).toMatch(new RegExp(`To recover up to just before the gap instead, use --target-lsn [0-9A-F]+/[0-9A-F]+ \\(the start of segment ${segments[0]}\\)`));
     await expect(stat(dataDir)).rejects.toThrow(/ENOENT/);
   });
 
@@ -165,6 +190,7 @@ describe('point-in-time restore', () => {
     expect(result.stderr).toContain(`WAL file ${damaged} of database app is damaged in every repository that has a copy`);
     expect(result.stderr).toContain('recovery is aborted rather than ended at this point');
     expect(result.stderr).toMatch(/FATAL: .*could not restore file .* exit code 200/);
+    expect(result.stderr).toContain(`the data directory ${dataDir} was left as it is; stop its server if it still runs, then empty or replace the directory before a retry`);
   });
 
   it('recovers deleted rows into a side database', async () => {

@@ -197,6 +197,7 @@ describe('wal archiving', () => {
     const fetched = await runCli(['--config', plan, 'wal', 'fetch', '--database', 'main', archived[0]!.name, path.join(work, 'unreachable')], { env });
     expect(fetched.code).toBe(3);
     expect(fetched.stderr).toContain('repository offsite');
+    expect(fetched.stderr).not.toContain('repository offsite: repository offsite');
     const aborted = await runCli(['--config', plan, 'wal', 'fetch', '--abort-on-error', '--database', 'main', archived[0]!.name, path.join(work, 'unreachable')], { env });
     expect(aborted.code).toBe(200);
     expect(aborted.stderr).toContain('repository offsite');

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { fileRepository, writePlan } from '../helpers/plan.js';
+import { closedPort } from '../helpers/receivers.js';
 
 describe('restore --pitr options', () => {
   it.each([
@@ -23,5 +24,19 @@ describe('restore --pitr options', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`drplan: error: ${message}`);
     expect(result.stderr).toMatch(/\nhint: /);
+  });
+});
+
+describe('restore --pitr repositories', () => {
+  it('names an unreachable repository', async () => {
+    const port = await closedPort();
+    const dead = { name: 'offsite', url: 's3://wal-bucket/drplan', endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true };
+    const planFile = await writePlan({ databases: [{ name: 'app', url: 'postgres://app@127.0.0.1:1/app' }], repositories: [dead] });
+    const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_MAX_ATTEMPTS: '1' };
+    const result = await runCli(['--config', planFile, 'restore', '--pitr', '--target', 'latest', '--data-dir', '/tmp/drplan-never-created'], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('drplan: error: cannot find a physical base backup of database app: repository offsite: ');
+    expect(result.stderr).not.toContain('repository offsite: repository offsite');
+    expect(result.stderr).toContain('hint: Restore access to repository offsite and retry');
   });
 });
