@@ -1,7 +1,9 @@
 /**
  * Runs jobs for `drplan serve`: at most one job per database at a time, each
  * with its own AbortSignal, recording every finished run in the state file,
- * the metrics and the alerts.
+ * the metrics and the alerts. A run that comes due while another job of its
+ * database runs waits in a queue (at most one pending run per job) and
+ * starts when that job ends, in the order the runs came due.
  */
 import { randomUUID } from 'node:crypto';
 import { jobDatabase } from '../config/jobs.js';
@@ -33,9 +35,22 @@ export interface RunEnd {
   error?: unknown;
 }
 
+/** A run that came due while another job of its database was running, waiting for it to end. */
+export interface PendingRun {
+  job: string;
+  trigger: Trigger;
+  dueAt: string;
+  /** The job whose run it waits for when it was queued. */
+  waitingFor: string;
+}
+
+/** Why a run was not started or queued. */
+export type SkipReason = 'unknown job' | 'already running' | 'already pending' | 'shutting down';
+
 export type StartResult =
   | { started: true; run: RunRecord; done: Promise<RunEnd> }
-  | { started: false; reason: 'unknown job' | 'overlap' | 'shutting down'; conflict?: RunRecord };
+  | { started: false; queued: true; pending: PendingRun }
+  | { started: false; queued: false; reason: SkipReason; conflict?: RunRecord };
 
 export interface RunnerOptions {
   context: PlanContext;
@@ -44,6 +59,8 @@ export interface RunnerOptions {
   metrics: ServeMetrics;
   alerts: AlertTracker;
   clock: Clock;
+  /** Called when a run starts, directly or from the queue, with the promise of its end. */
+  onStarted?: (run: RunRecord, done: Promise<RunEnd>) => void;
   /** Called after each finished run, for example to refresh the status. */
   onFinished?: (run: RunRecord) => void;
 }
@@ -64,6 +81,8 @@ export function overlapGroup(context: PlanContext, job: JobConfig): string {
 
 export class JobRunner {
   private readonly active = new Map<string, ActiveRun>();
+  /** Queued runs in the order they came due; at most one per job. */
+  private pending: PendingRun[] = [];
   private readonly jobs: Map<string, JobConfig>;
   private accepting = true;
 
@@ -75,24 +94,37 @@ export class JobRunner {
     }
   }
 
-  /** Starts a run of `name` now, unless the job is unknown, another job of its database is running, or the runner is stopping. */
+  /**
+   * Starts a run of `name` now, or queues it while another job of its
+   * database (or, for prune, any job) runs. A run is skipped when the same
+   * job is already running or pending, when the job is unknown, or when the
+   * runner is stopping.
+   */
   start(name: string, trigger: Trigger): StartResult {
     const job = this.jobs.get(name);
-    if (!job) return { started: false, reason: 'unknown job' };
-    const log = this.options.context.log.child({ component: 'serve', job: name });
-    if (!this.accepting) {
-      this.options.metrics.jobSkipped.inc({ job: name, reason: 'shutdown' });
-      log.info({ trigger }, 'job run skipped: the daemon is shutting down');
-      return { started: false, reason: 'shutting down' };
-    }
+    if (!job) return { started: false, queued: false, reason: 'unknown job' };
+    if (!this.accepting) return this.skip(name, trigger, 'shutting down', 'job run skipped: the daemon is shutting down');
+    const running = this.runningRun(name);
+    if (running) return this.skip(name, trigger, 'already running', 'job run skipped: the previous run of this job is still running', running);
+    if (this.pending.some((run) => run.job === name)) return this.skip(name, trigger, 'already pending', 'job run skipped: a run of this job is already waiting to start');
+
     const group = overlapGroup(this.options.context, job);
-    const conflict = [...this.active.values()].find((run) => run.group === group || run.group === '*' || group === '*');
-    if (conflict) {
-      this.options.metrics.jobSkipped.inc({ job: name, reason: 'overlap' });
-      log.warn({ trigger, runningJob: conflict.record.job, runId: conflict.record.runId }, 'job run skipped: another job of the same database is still running');
-      return { started: false, reason: 'overlap', conflict: conflict.record };
-    }
-    return this.launch(job, trigger, group);
+    const blocker = this.blockerOf(group, this.pending.length);
+    if (blocker === undefined) return this.launch(job, trigger, group);
+    const pending: PendingRun = { job: name, trigger, dueAt: this.options.clock.now().toISOString(), waitingFor: blocker };
+    this.pending.push(pending);
+    this.options.context.log.child({ component: 'serve', job: name }).info({ trigger, waitingFor: blocker }, `job run queued: it starts when job ${blocker} ends`);
+    return { started: false, queued: true, pending: { ...pending } };
+  }
+
+  /** Lists the runs waiting to start, in the order they came due. */
+  queued(): PendingRun[] {
+    return this.pending.map((run) => ({ ...run }));
+  }
+
+  /** Returns the pending run of a job, if any. */
+  pendingRun(job: string): PendingRun | undefined {
+    return this.queued().find((run) => run.job === job);
   }
 
   /** Lists the runs in progress. */
@@ -112,6 +144,7 @@ export class JobRunner {
    */
   async shutdown(timeoutMs: number): Promise<number> {
     this.accepting = false;
+    this.dropPending('the daemon is shutting down');
     const runs = [...this.active.values()];
     if (runs.length === 0) return 0;
     const all = Promise.allSettled(runs.map((run) => run.done));
@@ -128,6 +161,7 @@ export class JobRunner {
   /** Aborts every running job through its signal and waits until each has cleaned up; returns how many were aborted. */
   async abortAll(reason: string): Promise<number> {
     this.accepting = false;
+    this.dropPending(reason);
     const remaining = [...this.active.values()];
     for (const run of remaining) {
       this.options.context.log.warn({ job: run.record.job, runId: run.record.runId }, `aborting the running job: ${reason}`);
@@ -135,6 +169,49 @@ export class JobRunner {
     }
     await Promise.allSettled(remaining.map((run) => run.done));
     return remaining.length;
+  }
+
+  private skip(job: string, trigger: Trigger, reason: SkipReason, message: string, conflict?: RunRecord): StartResult {
+    this.options.metrics.jobSkipped.inc({ job, reason });
+    this.options.context.log.child({ component: 'serve', job }).warn({ trigger, reason, runId: conflict?.runId }, message);
+    return { started: false, queued: false, reason, conflict };
+  }
+
+  /**
+   * Returns the job that keeps a run of `group` from starting: a running job
+   * of the same group, or one of the first `pendingCount` queued runs of the
+   * same group, which came due earlier and goes first. Prune (`*`) conflicts
+   * with every group.
+   */
+  private blockerOf(group: string, pendingCount: number): string | undefined {
+    const conflicts = (other: string) => other === group || other === '*' || group === '*';
+    const running = [...this.active.values()].find((run) => conflicts(run.group));
+    if (running) return running.record.job;
+    return this.pending.slice(0, pendingCount).find((run) => conflicts(overlapGroup(this.options.context, this.jobs.get(run.job)!)))?.job;
+  }
+
+  /** Starts the queued runs that no running job or earlier queued run blocks, in the order they came due. */
+  private startPending(): void {
+    let index = 0;
+    while (this.accepting && index < this.pending.length) {
+      const run = this.pending[index]!;
+      const job = this.jobs.get(run.job)!;
+      const group = overlapGroup(this.options.context, job);
+      if (this.blockerOf(group, index) !== undefined) {
+        index += 1;
+        continue;
+      }
+      this.pending.splice(index, 1);
+      this.options.context.log.child({ component: 'serve', job: run.job }).info({ trigger: run.trigger, dueAt: run.dueAt }, 'queued job run starting');
+      this.launch(job, run.trigger, group);
+    }
+  }
+
+  private dropPending(reason: string): void {
+    for (const run of this.pending) {
+      this.options.context.log.child({ component: 'serve', job: run.job }).warn({ trigger: run.trigger, dueAt: run.dueAt }, `queued job run dropped: ${reason}`);
+    }
+    this.pending = [];
   }
 
   private launch(job: JobConfig, trigger: Trigger, group: string): StartResult {
@@ -149,6 +226,7 @@ export class JobRunner {
       (error: unknown) => this.finish(job, record, { error, aborted: controller.signal.aborted }),
     );
     this.active.set(record.runId, { record, group, controller, done });
+    this.options.onStarted?.({ ...record }, done);
     return { started: true, run: { ...record }, done };
   }
 
@@ -176,6 +254,7 @@ export class JobRunner {
       error: end.outcome ? undefined : record.summary,
     });
     this.active.delete(record.runId);
+    this.startPending();
     this.options.onFinished?.({ ...record });
     return { run: { ...record }, error: end.error };
   }
