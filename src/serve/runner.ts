@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { jobDatabase } from '../config/jobs.js';
 import type { JobConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { exitCodeOf, ExitCode } from '../errors.js';
+import { exitCodeOf, ExitCode, LockedError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
 import type { AlertTracker } from './alerts.js';
 import type { JobHandler, JobOutcome, JobType } from './jobs.js';
 import type { ServeMetrics } from './metrics.js';
@@ -23,11 +24,14 @@ export interface RunRecord {
   startedAt: string;
   finishedAt?: string;
   durationMs?: number;
-  result?: LastRun['result'];
+  result?: RunResult;
   /** The outcome's summary line on success, the error message on failure. */
   summary?: string;
   exitCode?: number;
 }
+
+/** The result of a finished run; a skipped run (see runResult) is not recorded in the state file. */
+export type RunResult = LastRun['result'] | 'skipped';
 
 /** A finished run and, when it failed, the error it raised. */
 export interface RunEnd {
@@ -89,8 +93,9 @@ export class JobRunner {
   constructor(private readonly options: RunnerOptions) {
     this.jobs = new Map((options.context.plan.jobs ?? []).map((job) => [job.name, job]));
     for (const job of this.jobs.values()) {
-      // A failure from before a restart stays active, so the next success sends job.recovered.
-      if (options.state.lastRun(job.name)?.result === 'failed') options.alerts.assume('job.failed', job.name);
+      // A failure alerted by an earlier process stays active, so its repeats stay suppressed and the next success sends job.recovered.
+      const alertedAt = options.state.failureAlertedAt(job.name);
+      if (alertedAt !== undefined) options.alerts.assume('job.failed', job.name, 'error', alertedAt);
     }
   }
 
@@ -239,33 +244,58 @@ export class JobRunner {
       record.summary = end.outcome.summary;
       record.exitCode = ExitCode.ok;
     } else {
-      record.result = end.aborted ? 'aborted' : 'failed';
+      record.result = runResult(end.error, end.aborted === true);
       record.summary = errorMessage(end.error);
       record.exitCode = end.aborted ? ExitCode.interrupted : exitCodeOf(end.error);
     }
+    const failureAlertedAt = this.failureAlertedAt(job.name, record.result, finished);
     this.report(job, record, end);
-    await this.options.state.record(job.name, {
-      runId: record.runId,
-      trigger: record.trigger,
-      startedAt: record.startedAt,
-      finishedAt: record.finishedAt,
-      durationMs: record.durationMs,
-      result: record.result,
-      error: end.outcome ? undefined : record.summary,
-    });
+    // A skipped run leaves the previous result in place, so a failure alerted before it still gets its recovery.
+    if (record.result !== 'skipped') {
+      await this.options.state.record(job.name, {
+        runId: record.runId,
+        trigger: record.trigger,
+        startedAt: record.startedAt,
+        finishedAt: record.finishedAt,
+        durationMs: record.durationMs,
+        result: record.result,
+        error: end.outcome ? undefined : record.summary,
+        failureAlertedAt: failureAlertedAt?.toISOString(),
+      });
+    }
     this.active.delete(record.runId);
     this.startPending();
     this.options.onFinished?.({ ...record });
     return { run: { ...record }, error: end.error };
   }
 
+  /**
+   * Returns when job.failed was last sent for the job's failure after a run
+   * with `result` finished: unset after a success, unchanged after an abort,
+   * and after a failure the earlier time while notifications.suppressFor
+   * still suppresses the repeat, else `finished`, when the sink sends it.
+   */
+  private failureAlertedAt(job: string, result: RunResult, finished: Date): Date | undefined {
+    const previous = this.options.state.failureAlertedAt(job);
+    if (result !== 'failed') return result === 'succeeded' ? undefined : previous;
+    const suppressForMs = parseDuration(this.options.context.plan.notifications?.suppressFor ?? '1h');
+    // NOTE: an alert that every retry failed to deliver still counts as sent here, so its repeat waits for the window to pass.
+    if (previous !== undefined && finished.getTime() - previous.getTime() < suppressForMs) return previous;
+    return finished;
+  }
+
   /** Logs the end of a run, counts it and sends job.failed or job.recovered. */
   private report(job: JobConfig, record: RunRecord, end: { outcome?: JobOutcome; error?: unknown }): void {
     const { metrics, alerts, context } = this.options;
     const log = context.log.child({ component: 'serve', job: job.name, runId: record.runId });
+    metrics.jobRunning.set({ job: job.name }, 0);
+    if (record.result === 'skipped') {
+      metrics.jobSkipped.inc({ job: job.name, reason: 'locked' });
+      log.warn({ durationMs: record.durationMs, err: end.error, exitCode: record.exitCode }, 'job run skipped: another run holds the lock');
+      return;
+    }
     metrics.jobRuns.inc({ job: job.name, result: record.result! });
     metrics.jobDuration.set({ job: job.name }, record.durationMs! / 1000);
-    metrics.jobRunning.set({ job: job.name }, 0);
     const details = { job: job.name, type: job.type, runId: record.runId, durationMs: record.durationMs!, ...end.outcome?.details };
     if (record.result === 'succeeded') {
       log.info({ durationMs: record.durationMs, ...end.outcome?.details }, `job succeeded: ${record.summary}`);
@@ -277,6 +307,17 @@ export class JobRunner {
       alerts.problem('job.failed', job.name, 'error', `job ${job.name} failed: ${firstLine(record.summary!)}`, { ...details, exitCode: record.exitCode! });
     }
   }
+}
+
+/**
+ * Classifies a run that raised `error`. A run refused at its start because
+ * another run (another drplan process, or a backup started by hand) holds
+ * the lock of its database or file set is skipped, not failed, because that
+ * run is doing the work. A lock lost in the middle of a run is a failure.
+ */
+function runResult(error: unknown, aborted: boolean): 'aborted' | 'failed' | 'skipped' {
+  if (aborted) return 'aborted';
+  return error instanceof LockedError && error.code === 'lock.busy' ? 'skipped' : 'failed';
 }
 
 function errorMessage(error: unknown): string {
