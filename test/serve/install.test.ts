@@ -77,6 +77,11 @@ describe('crontab', () => {
     expect(() => crontabLines(withSeconds, paths)).toThrow('job fast: cron "*/30 * * * * *" has 6 fields; crontab takes 5 (no seconds or years)');
   });
 
+  it('writes a nickname as it is', () => {
+    const daily = plan({ jobs: [{ name: 'daily', type: 'backup', cron: '@daily' }] });
+    expect(crontabLines(daily, paths)).toContain('\n@daily /usr/bin/node /opt/drplan/bin/drplan.js --config /etc/drplan/drplan.yaml serve --once daily\n');
+  });
+
   it('rejects a plan without jobs', () => {
     expect(() => crontabLines(plan({ jobs: [] }), paths)).toThrow('the plan defines no jobs, so there is nothing to schedule');
   });
