@@ -89,6 +89,8 @@ export class JobRunner {
   private pending: PendingRun[] = [];
   private readonly jobs: Map<string, JobConfig>;
   private accepting = true;
+  /** Runs aborted through their signals since the runner stopped taking new runs. */
+  private abortedRuns = 0;
 
   constructor(private readonly options: RunnerOptions) {
     this.jobs = new Map((options.context.plan.jobs ?? []).map((job) => [job.name, job]));
@@ -145,13 +147,14 @@ export class JobRunner {
   /**
    * Stops taking new runs, waits up to `timeoutMs` for the running ones, then
    * aborts them through their signals and waits for their cleanup. Returns
-   * the number of runs that had to be aborted.
+   * the number of runs that were aborted, including those that abortAll
+   * aborted meanwhile (after a second stop signal).
    */
   async shutdown(timeoutMs: number): Promise<number> {
     this.accepting = false;
     this.dropPending('the daemon is shutting down');
     const runs = [...this.active.values()];
-    if (runs.length === 0) return 0;
+    if (runs.length === 0) return this.abortedRuns;
     const all = Promise.allSettled(runs.map((run) => run.done));
     let timer: unknown;
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -159,8 +162,8 @@ export class JobRunner {
     });
     const first = await Promise.race([all.then(() => 'done' as const), timedOut]);
     this.options.clock.clearTimer(timer);
-    if (first === 'done') return 0;
-    return this.abortAll(`shutdown timeout of ${timeoutMs} ms reached`);
+    if (first === 'timeout') await this.abortAll(`shutdown timeout of ${timeoutMs} ms reached`);
+    return this.abortedRuns;
   }
 
   /** Aborts every running job through its signal and waits until each has cleaned up; returns how many were aborted. */
@@ -168,6 +171,7 @@ export class JobRunner {
     this.accepting = false;
     this.dropPending(reason);
     const remaining = [...this.active.values()];
+    this.abortedRuns += remaining.length;
     for (const run of remaining) {
       this.options.context.log.warn({ job: run.record.job, runId: run.record.runId }, `aborting the running job: ${reason}`);
       run.controller.abort(new Error(`drplan serve is shutting down: ${reason}`));

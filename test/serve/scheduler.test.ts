@@ -274,6 +274,18 @@ describe('job runner', () => {
     expect(runner.running().map((r) => r.job)).toEqual(['billing-backup']);
   });
 
+  it('second signal counts aborted runs', async () => {
+    // A second stop signal aborts the run before the timeout; shutdown still reports it as aborted.
+    const clock = new ManualClock('2026-12-04T00:00:00Z');
+    const { runner } = await setup([{ name: 'app-backup', type: 'backup', database: 'app', cron: '0 2 * * *' }], clock);
+    const run = runner.start('app-backup', 'api');
+    if (!run.started) throw new Error('the run must start');
+    const stopping = runner.shutdown(60_000);
+    expect(await runner.abortAll('a second stop signal was received')).toBe(1);
+    expect(await stopping).toBe(1);
+    expect((await run.done).run.result).toBe('aborted');
+  });
+
   it('shutdown drops pending runs', async () => {
     const clock = new ManualClock('2026-12-04T00:00:00Z');
     const captured = captureLog('info');
