@@ -288,6 +288,13 @@ export class JobRunner {
     return finished;
   }
 
+  /** Returns the alert details that name what a job works on: its database or file set; nothing for prune. */
+  private targetOf(job: JobConfig): { database: string } | { fileset: string } | Record<string, never> {
+    if (job.type === 'files') return { fileset: job.fileset! };
+    const database = jobDatabase(this.options.context.plan, job);
+    return database === undefined ? {} : { database };
+  }
+
   /** Logs the end of a run, counts it and sends job.failed or job.recovered. */
   private report(job: JobConfig, record: RunRecord, end: { outcome?: JobOutcome; error?: unknown }): void {
     const { metrics, alerts, context } = this.options;
@@ -300,7 +307,7 @@ export class JobRunner {
     }
     metrics.jobRuns.inc({ job: job.name, result: record.result! });
     metrics.jobDuration.set({ job: job.name }, record.durationMs! / 1000);
-    const details = { job: job.name, type: job.type, runId: record.runId, durationMs: record.durationMs!, ...end.outcome?.details };
+    const details = { job: job.name, type: job.type, ...this.targetOf(job), runId: record.runId, durationMs: record.durationMs!, ...end.outcome?.details };
     if (record.result === 'succeeded') {
       log.info({ durationMs: record.durationMs, ...end.outcome?.details }, `job succeeded: ${record.summary}`);
       alerts.clear('job.failed', job.name, `job ${job.name} succeeded again: ${record.summary}`, details);

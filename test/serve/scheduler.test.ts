@@ -329,6 +329,7 @@ describe('job runner', () => {
       ['job.recovered', 'app-backup'],
     ]);
     expect(events[0]!.summary).toBe('job app-backup failed: app-backup broke');
+    expect(events[0]!.details).toEqual({ job: 'app-backup', type: 'backup', database: 'app', runId: expect.any(String), durationMs: 0, exitCode: 1 });
     expect(state.lastRun('app-backup')?.result).toBe('succeeded');
     const runs = await metrics.registry.getSingleMetricAsString('drplan_job_runs_total');
     expect(runs).toContain('drplan_job_runs_total{job="app-backup",result="failed"} 2');
