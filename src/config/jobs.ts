@@ -58,9 +58,10 @@ function checkSchedule(job: JobConfig, where: string, index: number, file: strin
 }
 
 /**
- * Cron nicknames that croner accepts and that crontab (cronie, Vixie cron)
- * takes as they are, so `schedule install --cron` can write them. @reboot is
- * not one, because it is no time of day.
+ * Cron nicknames that croner 11 accepts and that crontab(5) of Vixie cron
+ * (and cronie, derived from it) documents in place of the five fields, so
+ * `schedule install --cron` can write them as they are. @reboot is left out
+ * because it names no time.
  */
 export const CRON_NICKNAMES = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@hourly'];
 
