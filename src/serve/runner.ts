@@ -9,52 +9,16 @@ import { randomUUID } from 'node:crypto';
 import { jobDatabase } from '../config/jobs.js';
 import type { JobConfig } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
-import { exitCodeOf, ExitCode, LockedError } from '../errors.js';
+import { exitCodeOf, ExitCode } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { AlertTracker } from './alerts.js';
 import type { JobHandler, JobOutcome, JobType } from './jobs.js';
 import type { ServeMetrics } from './metrics.js';
+import { errorMessage, firstLine, overlapGroup, runResult, type PendingRun, type RunEnd, type RunRecord, type RunResult, type SkipReason, type StartResult } from './runs.js';
 import type { Clock, Trigger } from './scheduler.js';
-import type { JobState, LastRun } from './state.js';
+import type { JobState } from './state.js';
 
-export interface RunRecord {
-  runId: string;
-  job: string;
-  trigger: Trigger;
-  startedAt: string;
-  finishedAt?: string;
-  durationMs?: number;
-  result?: RunResult;
-  /** The outcome's summary line on success, the error message on failure. */
-  summary?: string;
-  exitCode?: number;
-}
-
-/** The result of a finished run; a skipped run (see runResult) is not recorded in the state file. */
-export type RunResult = LastRun['result'] | 'skipped';
-
-/** A finished run and, when it failed, the error it raised. */
-export interface RunEnd {
-  run: RunRecord;
-  error?: unknown;
-}
-
-/** A run that came due while another job of its database was running, waiting for it to end. */
-export interface PendingRun {
-  job: string;
-  trigger: Trigger;
-  dueAt: string;
-  /** The job whose run it waits for when it was queued. */
-  waitingFor: string;
-}
-
-/** Why a run was not started or queued. */
-export type SkipReason = 'unknown job' | 'already running' | 'already pending' | 'shutting down';
-
-export type StartResult =
-  | { started: true; run: RunRecord; done: Promise<RunEnd> }
-  | { started: false; queued: true; pending: PendingRun }
-  | { started: false; queued: false; reason: SkipReason; conflict?: RunRecord };
+export { overlapGroup, type PendingRun, type RunEnd, type RunRecord, type RunResult, type SkipReason, type StartResult } from './runs.js';
 
 export interface RunnerOptions {
   context: PlanContext;
@@ -74,13 +38,6 @@ interface ActiveRun {
   group: string;
   controller: AbortController;
   done: Promise<RunEnd>;
-}
-
-/** Returns the overlap group of a job: its database, its file set, or `*` for prune, which touches every database. */
-export function overlapGroup(context: PlanContext, job: JobConfig): string {
-  if (job.type === 'prune') return '*';
-  if (job.type === 'files') return `fileset:${job.fileset}`;
-  return `database:${jobDatabase(context.plan, job)}`;
 }
 
 export class JobRunner {
@@ -318,23 +275,4 @@ export class JobRunner {
       alerts.problem('job.failed', job.name, 'error', `job ${job.name} failed: ${firstLine(record.summary!)}`, { ...details, exitCode: record.exitCode! });
     }
   }
-}
-
-/**
- * Classifies a run that raised `error`. A run refused at its start because
- * another run (another drplan process, or a backup started by hand) holds
- * the lock of its database or file set is skipped, not failed, because that
- * run is doing the work. A lock lost in the middle of a run is a failure.
- */
-function runResult(error: unknown, aborted: boolean): 'aborted' | 'failed' | 'skipped' {
-  if (aborted) return 'aborted';
-  return error instanceof LockedError && error.code === 'lock.busy' ? 'skipped' : 'failed';
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0]!;
 }
