@@ -42,12 +42,16 @@ function printReport(report: PruneReport): void {
   const verb = report.dryRun ? 'would delete' : 'deleted';
   for (const repo of report.repositories) {
     const deleted = repo.decisions.filter((d) => d.delete);
-    process.stdout.write(`repository ${repo.repository}: ${verb} ${deleted.length} of ${repo.decisions.length} backups, ${repo.partials.length} partial objects\n`);
+    const inGrace = repo.partialsInGrace.length > 0 ? `; kept ${repo.partialsInGrace.length} partial objects within retention.partialGrace` : '';
+    process.stdout.write(`repository ${repo.repository}: ${verb} ${deleted.length} of ${repo.decisions.length} backups, ${repo.partials.length} partial objects${inGrace}\n`);
     for (const d of repo.decisions) {
       const subject = d.fileset ? `file set ${d.database}` : d.database;
       process.stdout.write(`  ${d.delete ? (report.dryRun ? 'would delete' : 'deleted') : 'keep'} ${subject}/${d.id} (${d.kind}, ${d.class}): ${d.rule}\n`);
     }
     for (const p of repo.partials) process.stdout.write(`  ${verb} partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified})\n`);
+    for (const p of repo.partialsInGrace) {
+      process.stdout.write(`  keep partial object ${p.key} (${formatBytes(p.size)}, modified ${p.modified}): within retention.partialGrace, removable after ${p.removableAt}\n`);
+    }
     for (const w of repo.incomplete) process.stdout.write(`  ${report.dryRun ? 'would remove' : 'removed'} incomplete write ${w.key} (started ${w.started})\n`);
     for (const w of repo.wal.filter((item) => item.files > 0)) {
       process.stdout.write(`  ${verb} ${w.files} archived WAL files of ${w.database} before ${w.keepFrom} (${formatBytes(w.bytes)})\n`);

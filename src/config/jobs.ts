@@ -1,7 +1,8 @@
 /**
  * Checks of `jobs[]` that the schema cannot express: unique names, the
- * database or file set each job needs, a cron expression croner parses and a
- * valid IANA time zone. Each error names the job and the field.
+ * database or file set each job needs, a five-field cron expression (or a
+ * nickname such as @daily) that croner parses and that fires, and a valid
+ * IANA time zone. Each error names the job and the field.
  */
 import { Cron } from 'croner';
 import { ConfigError } from '../errors.js';
@@ -44,11 +45,41 @@ function checkSchedule(job: JobConfig, where: string, index: number, file: strin
   if (job.timezone !== undefined && !isTimeZone(job.timezone)) {
     fail(file, `${where}.timezone "${job.timezone}" is not an IANA time zone`, `jobs[${index}].timezone`, 'Use a name such as UTC, Europe/Berlin or America/New_York.');
   }
+  checkCronShape(job, where, index, file);
+  let next: Date | null;
   try {
-    new Cron(job.cron, { paused: true, timezone: job.timezone ?? 'UTC' }).nextRun();
+    next = new Cron(job.cron, { paused: true, timezone: job.timezone ?? 'UTC' }).nextRun();
   } catch (err) {
-    fail(file, `${where}.cron "${job.cron}" is invalid: ${(err as Error).message}`, `jobs[${index}].cron`, 'Use five fields (minute hour day-of-month month day-of-week), for example "0 2 * * *" for 02:00 every day.');
+    fail(file, `${where}.cron "${job.cron}" is invalid: ${(err as Error).message}`, `jobs[${index}].cron`, CRON_EXAMPLE);
   }
+  if (next === null) {
+    fail(file, `${where}.cron "${job.cron}" never fires, because no date matches it`, `jobs[${index}].cron`, 'Check the day of month against the month (February has no 30th or 31st). For example "0 2 28 2 *" runs at 02:00 on February 28th.');
+  }
+}
+
+/**
+ * Cron nicknames that croner 11 accepts and that crontab(5) of Vixie cron
+ * (and cronie, derived from it) documents in place of the five fields, so
+ * `schedule install --cron` can write them as they are. @reboot is left out
+ * because it names no time.
+ */
+export const CRON_NICKNAMES = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@hourly'];
+
+const CRON_EXAMPLE = 'Use five fields (minute hour day-of-month month day-of-week), for example "0 2 * * *" for 02:00 every day, or a nickname such as @daily.';
+
+/**
+ * Rejects an expression that is neither five fields nor a nickname. Croner
+ * also takes six or seven fields (seconds and years), but crontab does not,
+ * and a seconds field would make a backup run every few seconds.
+ */
+function checkCronShape(job: JobConfig, where: string, index: number, file: string): void {
+  const expression = job.cron.trim();
+  if (expression.startsWith('@')) {
+    if (!CRON_NICKNAMES.includes(expression)) fail(file, `${where}.cron "${job.cron}" is not a supported nickname; expected one of ${CRON_NICKNAMES.join(', ')}`, `jobs[${index}].cron`, CRON_EXAMPLE);
+    return;
+  }
+  const fields = expression.split(/\s+/).length;
+  if (fields !== 5) fail(file, `${where}.cron "${job.cron}" has ${fields} fields; expected exactly five, because seconds and years are not supported`, `jobs[${index}].cron`, CRON_EXAMPLE);
 }
 
 /** Checks a time zone name against the zones this Node.js knows (its ICU data). */

@@ -28,6 +28,12 @@ export interface AlertSink {
   emit(event: AlertEvent): void;
   /** Waits for deliveries in flight, up to `timeoutMs`; used on shutdown. */
   flush(timeoutMs: number): Promise<void>;
+  /**
+   * Records a problem that an earlier process sent at `sentAt`, without
+   * sending it, so that its repeats within notifications.suppressFor are
+   * suppressed and its recovery is sent.
+   */
+  restore?(event: AlertEvent, sentAt: Date): void;
 }
 
 /** A sink that drops everything, for plans without notification channels. */

@@ -54,6 +54,10 @@ class RoutingSink implements AlertSink {
     }
   }
 
+  restore(event: AlertEvent, sentAt: Date): void {
+    for (const channel of routeProblem(event, this.config.routes, [...this.queues.keys()])) this.memory.admitProblem(channel, event, sentAt.getTime());
+  }
+
   async flush(timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {

@@ -27,6 +27,13 @@ export interface RepositoryPrune {
   decisions: PruneDecision[];
   /** Objects without metadata, older than the grace period. */
   partials: { key: string; size: number; modified: string }[];
+  /**
+   * Objects without metadata still within retention.partialGrace: a backup
+   * that is running, or one that stopped too recently to be called
+   * abandoned. `repo check` lists them too; prune removes them after
+   * `removableAt`.
+   */
+  partialsInGrace: { key: string; size: number; modified: string; removableAt: string }[];
   /** Temporary files and unfinished multipart uploads older than the grace period. */
   incomplete: { key: string; started: string; uploadId?: string }[];
   /** Archived WAL older than the oldest kept physical base backup, per database. */
@@ -97,8 +104,17 @@ function planRepository(
     if (decision.warning !== undefined && keepsGood.has(subjectOfDecision(decision))) delete decision.warning;
   }
   const warnings = decisions.flatMap((d) => (d.warning ? [d.warning] : []));
-  const partials = findPartials(objects, graceCutoff(retention, now)).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
-  return { repository, decisions, partials, incomplete: [], wal: [], warnings };
+  const cutoff = graceCutoff(retention, now);
+  const partials = findPartials(objects, cutoff).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
+  const partialsInGrace = findPartialsInGrace(objects, cutoff, parseDuration(retention?.partialGrace ?? '24h'));
+  return { repository, decisions, partials, partialsInGrace, incomplete: [], wal: [], warnings };
+}
+
+/** Lists the objects without metadata modified at or after `cutoff`, with the time each becomes removable. */
+function findPartialsInGrace(objects: ObjectInfo[], cutoff: number, graceMs: number): RepositoryPrune['partialsInGrace'] {
+  return findPartials(objects, Number.POSITIVE_INFINITY)
+    .filter((o) => o.modified.getTime() >= cutoff)
+    .map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString(), removableAt: new Date(o.modified.getTime() + graceMs).toISOString() }));
 }
 
 /**

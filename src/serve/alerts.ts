@@ -23,9 +23,14 @@ export class AlertTracker {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Marks a problem as present without sending it, for state carried over from before a restart. */
-  assume(type: ProblemEvent, subject: string): void {
+  /**
+   * Marks a problem that an earlier process sent at `sentAt` as present
+   * without sending it again, so its repeats stay suppressed and its
+   * recovery is sent.
+   */
+  assume(type: ProblemEvent, subject: string, severity: Severity, sentAt: Date): void {
     this.active.add(`${type}\u0000${subject}`);
+    this.sink.restore?.({ type, severity, subject, summary: '', at: sentAt }, sentAt);
   }
 
   /** Sends the problem and marks it active. */

@@ -98,7 +98,7 @@ export async function startDaemon(context: PlanContext, listen: string, options:
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     const timeoutMs = parseDuration(context.plan.server.shutdownTimeout);
-    log.info({ running: runner.running().length, timeoutMs }, 'shutting down: no new jobs; waiting for running jobs');
+    log.info({ running: runner.running().length, queued: runner.queued().length, timeoutMs }, 'shutting down: no new jobs; waiting for running jobs');
     scheduler.stop();
     const aborted = await runner.shutdown(timeoutMs);
     monitor.stop();

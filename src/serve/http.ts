@@ -86,18 +86,28 @@ function listJobs(options: ApiOptions) {
     nextRun: options.scheduler.nextRun(job.name)?.toISOString() ?? null,
     lastRun: options.state.lastRun(job.name) ?? null,
     running: options.runner.runningRun(job.name) ?? null,
+    pending: options.runner.pendingRun(job.name) ?? null,
   }));
 }
 
+/**
+ * Starts a job now (202, state "running"), or queues it behind the running
+ * job of its database (202, state "queued"), like a scheduled run. A job that
+ * is already running or pending gets 409.
+ */
 async function runJob(options: ApiOptions, name: string, reply: FastifyReply) {
   const start = options.runner.start(name, 'api');
-  if (start.started) return reply.code(202).send({ runId: start.run.runId, job: name, startedAt: start.run.startedAt });
+  if (start.started) return reply.code(202).send({ state: 'running', runId: start.run.runId, job: name, startedAt: start.run.startedAt });
+  if (start.queued) return reply.code(202).send({ state: 'queued', job: name, dueAt: start.pending.dueAt, waitingFor: start.pending.waitingFor });
   if (start.reason === 'unknown job') {
     const known = (options.context.plan.jobs ?? []).map((j) => j.name);
     return reply.code(404).send({ error: `job ${JSON.stringify(name)} is not in the plan`, known });
   }
-  if (start.reason === 'overlap') {
-    return reply.code(409).send({ error: `job ${name} cannot start: ${start.conflict!.job} is running on the same database`, running: start.conflict });
+  if (start.reason === 'already running') {
+    return reply.code(409).send({ error: `job ${name} is already running`, running: start.conflict });
+  }
+  if (start.reason === 'already pending') {
+    return reply.code(409).send({ error: `job ${name} is already queued`, pending: options.runner.pendingRun(name) });
   }
   return reply.code(503).send({ error: 'drplan serve is shutting down and starts no new jobs' });
 }

@@ -3,6 +3,7 @@
  * for `drplan serve`, or crontab lines that run each job with
  * `drplan serve --once`.
  */
+import { CRON_NICKNAMES } from '../config/jobs.js';
 import type { Plan } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -93,11 +94,12 @@ export function crontabLines(plan: Plan, paths: InstallPaths): string {
   ];
   for (const job of jobs) {
     const fields = job.cron.trim().split(/\s+/);
-    if (fields.length !== 5) {
+    // Plan validation already allows only these shapes; this check keeps crontab lines valid for a plan built in code.
+    if (fields.length !== 5 && !(fields.length === 1 && CRON_NICKNAMES.includes(fields[0]!))) {
       throw new UsageError(`job ${job.name}: cron "${job.cron}" has ${fields.length} fields; crontab takes 5 (no seconds or years)`, {
         code: 'schedule.cron',
         object: job.name,
-        hint: 'Run this job with `drplan serve` instead, or write its schedule with 5 fields.',
+        hint: 'Write its schedule with 5 fields (minute hour day-of-month month day-of-week) or a nickname such as @daily.',
       });
     }
     const command = [paths.node, paths.drplan, '--config', paths.config, 'serve', '--once', job.name].map(shellQuote).join(' ');

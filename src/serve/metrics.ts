@@ -4,16 +4,17 @@
  * job runner.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { StatusReport } from '../status/status.js';
+import type { DatabaseStatus, StatusReport } from '../status/status.js';
 
 export class ServeMetrics {
   readonly registry = new Registry();
   readonly jobRuns = new Counter({ name: 'drplan_job_runs_total', help: 'Finished job runs by result (succeeded, failed, aborted).', labelNames: ['job', 'result'], registers: [this.registry] });
-  readonly jobSkipped = new Counter({ name: 'drplan_job_skipped_total', help: 'Job runs not started, by reason (overlap, shutdown).', labelNames: ['job', 'reason'], registers: [this.registry] });
+  readonly jobSkipped = new Counter({ name: 'drplan_job_skipped_total', help: 'Job runs not started, by reason (already running, already pending, shutting down).', labelNames: ['job', 'reason'], registers: [this.registry] });
   readonly jobDuration = new Gauge({ name: 'drplan_job_duration_seconds', help: 'Duration of the last finished run of the job.', labelNames: ['job'], registers: [this.registry] });
   readonly jobRunning = new Gauge({ name: 'drplan_job_running', help: '1 while a run of the job is in progress.', labelNames: ['job'], registers: [this.registry] });
   private readonly lastBackup = new Gauge({ name: 'drplan_last_backup_success_timestamp_seconds', help: 'Unix time at which the newest good backup was committed.', labelNames: ['database'], registers: [this.registry] });
-  private report?: StatusReport;
+  /** The newest good backup of each database that the gauges report, kept over refreshes that could not read every repository. */
+  private readonly newestBackups = new Map<string, NewestBackup>();
   private readonly rpo = new Gauge({
     name: 'drplan_rpo_seconds',
     help: 'Measured recovery point: age of the start of the newest good backup, at scrape time.',
@@ -32,13 +33,16 @@ export class ServeMetrics {
   /**
    * Sets the objective and repository gauges from a status report. A value
    * that is not measured is removed rather than set to 0, because 0 would
-   * read as a perfect RPO.
+   * read as a perfect RPO. While a repository is unreachable, the newest
+   * backup known from an earlier report is kept, so the RPO keeps growing
+   * from it instead of disappearing when storage is down.
    */
   updateFromStatus(report: StatusReport): void {
     for (const gauge of [this.lastBackup, this.rpo, this.rpoObjective, this.rto, this.rtoObjective, this.backupBytes, this.repositoryUp]) gauge.reset();
+    const complete = report.repositories.every((r) => r.reachable);
     for (const d of report.databases) {
       const labels = { database: d.database };
-      const newest = d.rpo.newestGoodBackup;
+      const newest = this.newestBackup(d.database, d.rpo.newestGoodBackup, complete);
       if (newest) {
         this.lastBackup.set(labels, Date.parse(newest.finishedAt) / 1000);
         this.backupBytes.set(labels, newest.storedBytes);
@@ -49,18 +53,33 @@ export class ServeMetrics {
     }
     for (const r of report.repositories) this.repositoryUp.set({ repository: r.repository }, r.reachable ? 1 : 0);
     this.statusTime.set(Date.parse(report.at) / 1000);
-    this.report = report;
+  }
+
+  /**
+   * Returns the newest good backup of a database to report. A report read
+   * from every repository is the truth, even when it is older than before
+   * (prune removed a backup). A report that missed a repository may lack
+   * backups, so it wins only when it has a newer one.
+   */
+  private newestBackup(database: string, reported: NewestBackup | null, complete: boolean): NewestBackup | undefined {
+    const known = this.newestBackups.get(database);
+    const keepKnown = !complete && known !== undefined && (reported === null || Date.parse(reported.time) < Date.parse(known.time));
+    const newest = keepKnown ? known : (reported ?? undefined);
+    if (newest) this.newestBackups.set(database, newest);
+    else this.newestBackups.delete(database);
+    return newest;
   }
 
   private collectRpo(): void {
     this.rpo.reset();
     const now = Date.now();
-    for (const d of this.report?.databases ?? []) {
-      const newest = d.rpo.newestGoodBackup;
-      if (newest) this.rpo.set({ database: d.database }, Math.max(0, Math.round((now - Date.parse(newest.time)) / 1000)));
+    for (const [database, newest] of this.newestBackups) {
+      this.rpo.set({ database }, Math.max(0, Math.round((now - Date.parse(newest.time)) / 1000)));
     }
   }
 }
+
+type NewestBackup = NonNullable<DatabaseStatus['rpo']['newestGoodBackup']>;
 
 function setIfKnown(gauge: Gauge, labels: Record<string, string>, value: number | null): void {
   if (value !== null) gauge.set(labels, value);

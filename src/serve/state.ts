@@ -20,6 +20,13 @@ const lastRunSchema = z.object({
   durationMs: z.number(),
   result: z.enum(['succeeded', 'failed', 'aborted']),
   error: z.string().optional(),
+  /**
+   * When job.failed was last sent for the failure this run belongs to. It is
+   * kept over failed and aborted runs until a run succeeds, so that another
+   * process (`serve --once`, or the daemon after a restart) suppresses
+   * repeats and sends job.recovered.
+   */
+  failureAlertedAt: z.string().optional(),
 });
 
 const stateSchema = z.object({ formatVersion: z.literal(1), jobs: z.record(z.string(), lastRunSchema) });
@@ -64,6 +71,19 @@ export class JobState {
 
   lastRun(job: string): LastRun | undefined {
     return this.jobs[job];
+  }
+
+  /**
+   * Returns when job.failed was last sent for the job's current failure, or
+   * undefined when its last run succeeded. A failed run recorded without the
+   * field (by an older drplan, which alerted on every failure) counts as
+   * alerted when it finished.
+   */
+  failureAlertedAt(job: string): Date | undefined {
+    const last = this.jobs[job];
+    if (last === undefined || last.result === 'succeeded') return undefined;
+    if (last.failureAlertedAt !== undefined) return new Date(last.failureAlertedAt);
+    return last.result === 'failed' ? new Date(last.finishedAt) : undefined;
   }
 
   /** Records a finished run and writes the file; writes are serialized so the newest state wins. */

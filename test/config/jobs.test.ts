@@ -59,12 +59,29 @@ describe('jobs', () => {
     expect(plan.server).toEqual({ listen: '127.0.0.1:9187', catchUp: true, shutdownTimeout: '5m', refreshInterval: '1m' });
   });
 
+  it('cron nicknames load', async () => {
+    const { result } = await load(planWith({ jobs: [{ ...backup, cron: '@daily' }, { name: 'hourly', type: 'backup', database: 'billing', cron: '@hourly' }] }));
+    const plan = await result;
+    expect(plan.jobs?.map((j) => j.cron)).toEqual(['@daily', '@hourly']);
+  });
+
+  it('cron error names the field', async () => {
+    const error = await jobError({ ...backup, cron: '*/5 * * * * *' });
+    expect(error.object).toBe('jobs[0].cron');
+  });
+
+  const CRON_HINT = 'Use five fields (minute hour day-of-month month day-of-week), for example "0 2 * * *" for 02:00 every day, or a nickname such as @daily.';
   const cases: [string, Record<string, unknown>, string, string][] = [
     ['unknown database', { ...backup, database: 'shopp' }, 'jobs[0] (nightly).database "shopp" is not a database of the plan', 'Known databases: shop, billing.'],
     ['missing database', { name: 'verify', type: 'verify', cron: '0 5 * * *' }, 'jobs[0] (verify).database is missing; the plan has 2 databases', 'Known databases: shop, billing.'],
     ['unknown fileset', { name: 'files', type: 'files', fileset: 'upload', cron: '0 3 * * *' }, 'jobs[0] (files).fileset "upload" is not a file set of the plan', 'Known file sets: uploads.'],
     ['files without fileset', { name: 'files', type: 'files', cron: '0 3 * * *' }, 'jobs[0] (files).fileset is missing; a files job names a file set', 'Known file sets: uploads.'],
-    ['bad cron', { ...backup, cron: '61 2 * * *' }, 'jobs[0] (nightly).cron "61 2 * * *" is invalid: CronPattern: Invalid value for minute: 61', 'Use five fields (minute hour day-of-month month day-of-week), for example "0 2 * * *" for 02:00 every day.'],
+    ['bad cron', { ...backup, cron: '61 2 * * *' }, 'jobs[0] (nightly).cron "61 2 * * *" is invalid: CronPattern: Invalid value for minute: 61', CRON_HINT],
+    ['cron with seconds', { ...backup, cron: '*/5 * * * * *' }, 'jobs[0] (nightly).cron "*/5 * * * * *" has 6 fields; expected exactly five, because seconds and years are not supported', CRON_HINT],
+    ['cron with years', { ...backup, cron: '0 0 2 * * * 2027' }, 'jobs[0] (nightly).cron "0 0 2 * * * 2027" has 7 fields; expected exactly five, because seconds and years are not supported', CRON_HINT],
+    ['cron with four fields', { ...backup, cron: '0 2 * *' }, 'jobs[0] (nightly).cron "0 2 * *" has 4 fields; expected exactly five, because seconds and years are not supported', CRON_HINT],
+    ['unknown nickname', { ...backup, cron: '@reboot' }, 'jobs[0] (nightly).cron "@reboot" is not a supported nickname; expected one of @yearly, @annually, @monthly, @weekly, @daily, @hourly', CRON_HINT],
+    ['cron never fires', { ...backup, cron: '0 2 31 2 *' }, 'jobs[0] (nightly).cron "0 2 31 2 *" never fires, because no date matches it', 'Check the day of month against the month (February has no 30th or 31st). For example "0 2 28 2 *" runs at 02:00 on February 28th.'],
     ['bad time zone', { ...backup, timezone: 'Europe/Berlinn' }, 'jobs[0] (nightly).timezone "Europe/Berlinn" is not an IANA time zone', 'Use a name such as UTC, Europe/Berlin or America/New_York.'],
     ['prune with database', { name: 'prune', type: 'prune', database: 'shop', cron: '0 4 * * *' }, 'jobs[0] (prune).database is set, but a prune job applies the retention rules of every repository to every database', 'Remove database.'],
     ['deep on a backup', { ...backup, deep: true }, 'jobs[0] (nightly).deep is set, but only a verify job takes deep', 'Remove deep.'],

@@ -44,7 +44,13 @@ interface Decision {
 interface Report {
   dryRun: boolean;
   at: string;
-  repositories: { repository: string; decisions: Decision[]; partials: { key: string; size: number; modified: string }[]; warnings: string[] }[];
+  repositories: {
+    repository: string;
+    decisions: Decision[];
+    partials: { key: string; size: number; modified: string }[];
+    partialsInGrace: { key: string; size: number; modified: string; removableAt: string }[];
+    warnings: string[];
+  }[];
 }
 
 /** Returns the scheduled backup of the day `daysBack` days before NOW, taken at 02:00 UTC. */
@@ -213,6 +219,11 @@ describe('prune dry run then real run', () => {
 
   it('dry run lists only old partial', () => {
     expect(dryReport.repositories[0]!.partials).toEqual([{ key: OLD_PARTIAL, size: 48, modified: '2026-12-01T03:05:00.000Z' }]);
+  });
+
+  it('dry run lists partial in grace', () => {
+    // The fresh partial is within partialGrace (24h), so prune keeps it, while repo check reports it.
+    expect(dryReport.repositories[0]!.partialsInGrace).toEqual([{ key: FRESH_PARTIAL, size: 48, modified: '2026-12-04T11:00:00.000Z', removableAt: '2026-12-05T11:00:00.000Z' }]);
   });
 
   it('real run deletes dry-run set', () => {
@@ -429,11 +440,12 @@ describe('prune', () => {
 
     expect(result.code).toBe(0);
     const lines = result.stdout.split('\n');
-    expect(lines[0]).toBe('repository local: deleted 86 of 102 backups, 1 partial objects');
+    expect(lines[0]).toBe('repository local: deleted 86 of 102 backups, 1 partial objects; kept 1 partial objects within retention.partialGrace');
     for (const [origin, id, rule] of mainDeletions()) expect(lines).toContain(`  deleted app/${id} (logical, ${origin}): ${rule}`);
     expect(lines).toContain(`  keep app/${scheduled(0).id} (logical, scheduled): newest good`);
     expect(lines).toContain(`  keep app/${MANUAL.id} (logical, manual): newest good`);
     expect(lines).toContain(`  deleted partial object ${OLD_PARTIAL} (48 B, modified 2026-12-01T03:05:00.000Z)`);
+    expect(lines).toContain(`  keep partial object ${FRESH_PARTIAL} (48 B, modified 2026-12-04T11:00:00.000Z): within retention.partialGrace, removable after 2026-12-05T11:00:00.000Z`);
     expect(lines.filter((line) => line.startsWith('  deleted ')).length).toBe(87);
   });
 

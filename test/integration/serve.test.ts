@@ -99,10 +99,11 @@ describe('drplan serve', () => {
     throw new Error(`timed out waiting for ${what}`);
   }
 
-  async function lastRun(daemon: Daemon, job: string, runId: string) {
-    const jobs = (await (await api(daemon, '/api/jobs')).json()) as { name: string; lastRun: { runId: string; result: string } | null }[];
-    const run = jobs.find((j) => j.name === job)?.lastRun;
-    return run?.runId === runId ? run : undefined;
+  /** Returns the last run of a job: the run `runId` when given, else any. */
+  async function lastRun(daemon: Daemon, job: string, runId?: string) {
+    const jobs = (await (await api(daemon, '/api/jobs')).json()) as { name: string; lastRun: { runId: string; result: string; startedAt: string; finishedAt: string } | null }[];
+    const run = jobs.find((j) => j.name === job)?.lastRun ?? undefined;
+    return runId === undefined || run?.runId === runId ? run : undefined;
   }
 
   async function repositoryObjects(): Promise<string[]> {
@@ -152,14 +153,24 @@ describe('drplan serve', () => {
     expect(run.status).toBe(202);
     const { runId } = (await run.json()) as { runId: string };
     await waitForChild(daemon.started.child.pid!, 'pg_dump', '--format=custom');
-    const overlap = await api(daemon, '/api/jobs/app-verify/run', { method: 'POST' });
-    expect(overlap.status).toBe(409);
-    expect(((await overlap.json()) as { error: string }).error).toBe('job app-verify cannot start: app-backup is running on the same database');
+    const queued = await api(daemon, '/api/jobs/app-verify/run', { method: 'POST' });
+    expect(queued.status).toBe(202);
+    expect(await queued.json()).toMatchObject({ state: 'queued', job: 'app-verify', waitingFor: 'app-backup' });
+    const again = await api(daemon, '/api/jobs/app-verify/run', { method: 'POST' });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: string }).error).toBe('job app-verify is already queued');
+    const whileQueued = (await (await api(daemon, '/api/jobs')).json()) as { name: string; running: unknown; pending: unknown }[];
+    expect(whileQueued[0]!.running).toMatchObject({ runId, job: 'app-backup', trigger: 'api' });
+    expect(whileQueued[1]!.pending).toMatchObject({ job: 'app-verify', trigger: 'api', waitingFor: 'app-backup' });
     expect((await api(daemon, '/api/jobs/nightly/run', { method: 'POST' })).status).toBe(404);
     await locker.query('ROLLBACK');
 
     const finished = await waitFor('the backup run', () => lastRun(daemon, 'app-backup', runId));
     expect(finished.result).toBe('succeeded');
+    // The queued verification starts once the backup has ended, so it checks the new backup.
+    const verified = await waitFor('the queued verify run', () => lastRun(daemon, 'app-verify'));
+    expect(verified.result).toBe('succeeded');
+    expect(Date.parse(verified.startedAt)).toBeGreaterThanOrEqual(Date.parse(finished.finishedAt));
     const [backup] = await committedBackups();
     const list = await runCli(['--config', planFile, 'list', '--json'], { env });
     const meta = (JSON.parse(list.stdout) as { id: string }[])[0]!;
@@ -181,7 +192,8 @@ describe('drplan serve', () => {
     expect(metricValue(metrics, 'drplan_repository_up{repository="local"}')).toBe(1);
     expect(metricValue(metrics, 'drplan_repository_up{repository="offsite"}')).toBe(1);
     expect(metricValue(metrics, 'drplan_job_runs_total{job="app-backup",result="succeeded"}')).toBe(1);
-    expect(metricValue(metrics, 'drplan_job_skipped_total{job="app-verify",reason="overlap"}')).toBe(1);
+    expect(metricValue(metrics, 'drplan_job_skipped_total{job="app-verify",reason="already pending"}')).toBe(1);
+    expect(metricValue(metrics, 'drplan_job_runs_total{job="app-verify",result="succeeded"}')).toBe(1);
     expect(metrics).not.toContain('drplan_last_verify_restore_seconds{database="app"}');
 
     const cliStatus = await runCli(['--config', planFile, 'status', '--json'], { env });

@@ -1,8 +1,13 @@
 /** The systemd unit and crontab lines written by `drplan schedule install`. */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planSchema } from '../../src/config/schema.js';
 import { UsageError } from '../../src/errors.js';
 import { crontabLines, systemdUnit } from '../../src/serve/install.js';
+import { runCli } from '../helpers/cli.js';
+import { fileRepository, writePlan } from '../helpers/plan.js';
 
 const paths = { node: '/usr/bin/node', drplan: '/opt/drplan/bin/drplan.js', config: '/etc/drplan/drplan.yaml' };
 
@@ -77,7 +82,34 @@ describe('crontab', () => {
     expect(() => crontabLines(withSeconds, paths)).toThrow('job fast: cron "*/30 * * * * *" has 6 fields; crontab takes 5 (no seconds or years)');
   });
 
+  it('writes a nickname as it is', () => {
+    const daily = plan({ jobs: [{ name: 'daily', type: 'backup', cron: '@daily' }] });
+    expect(crontabLines(daily, paths)).toContain('\n@daily /usr/bin/node /opt/drplan/bin/drplan.js --config /etc/drplan/drplan.yaml serve --once daily\n');
+  });
+
   it('rejects a plan without jobs', () => {
     expect(() => crontabLines(plan({ jobs: [] }), paths)).toThrow('the plan defines no jobs, so there is nothing to schedule');
+  });
+});
+
+describe('schedule install --output', () => {
+  it('keeps an existing file', async () => {
+    const planFile = await writePlan({
+      databases: [{ name: 'shop', url: 'postgres://shop@127.0.0.1:1/shop' }],
+      repositories: [await fileRepository('local')],
+      jobs: [{ name: 'nightly', type: 'backup', cron: '0 2 * * *' }],
+    });
+    const output = path.join(await mkdtemp(path.join(tmpdir(), 'drplan-install-')), 'drplan.cron');
+    await writeFile(output, '# my own crontab\n');
+
+    const refused = await runCli(['--config', planFile, 'schedule', 'install', '--cron', '--output', output]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`drplan: error: ${output} already exists; drplan schedule install does not replace it`);
+    expect(refused.stderr).toContain('hint: Compare it with the output of the same command without --output, then add --force to replace it.');
+    expect(await readFile(output, 'utf8')).toBe('# my own crontab\n');
+
+    const forced = await runCli(['--config', planFile, 'schedule', 'install', '--cron', '--output', output, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await readFile(output, 'utf8')).toContain('serve --once nightly');
   });
 });
