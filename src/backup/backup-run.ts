@@ -184,7 +184,7 @@ export async function settleParts(parts: readonly Promise<unknown>[], controller
   return { results, failed: results.some((r) => r.status === 'rejected'), firstError };
 }
 
-/** Checks that every repository holds as many bytes of `key` as were written to it. */
+/** Checks that every repository has as many bytes of `key` as were written to it. */
 export function checkStoredSizes(storages: Storage[], infos: ObjectInfo[], key: string, written: number): void {
   for (const [index, info] of infos.entries()) {
     if (info.size === written) continue;

@@ -53,7 +53,7 @@ export const logicalMetadataSchema = z.object({
   tables: z.array(z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() })),
 });
 
-/** Where a physical base backup sits in the WAL stream. */
+/** The position of a physical base backup in the WAL stream. */
 export const walPositionSchema = z.object({
   systemIdentifier: z.string(),
   timeline: z.number().int().positive(),
@@ -102,12 +102,12 @@ export type FilesMetadata = z.infer<typeof filesMetadataSchema>;
 export type StoredObject = z.infer<typeof storedObject>;
 export type BackupFlag = NonNullable<BackupMetadata['flags']>[number];
 
-/** The object that holds the backup's data: the dump or the tar archive. */
+/** Returns the object that contains the backup's data: the dump or the tar archive. */
 export function mainObject(meta: BackupMetadata): StoredObject {
   return meta.kind === 'logical' ? meta.dump : meta.archive;
 }
 
-/** Every data object the metadata names (not the metadata itself). */
+/** Returns every data object the metadata names (not the metadata itself). */
 export function storedObjects(meta: BackupMetadata): StoredObject[] {
   switch (meta.kind) {
     case 'logical':
@@ -139,7 +139,7 @@ export function asPhysical(meta: BackupMetadata): PhysicalMetadata {
   });
 }
 
-/** What the backup is of: the database name, or the file set name. */
+/** Returns the subject of the backup: the database name, or the file set name. */
 export function subjectOf(meta: BackupMetadata): string {
   return meta.kind === 'files' ? meta.fileset : meta.database;
 }

@@ -70,7 +70,7 @@ export const walSchema = z
     async: z.boolean().default(false),
     /** Absolute path of the spool directory; required with async. */
     spoolDir: z.string().optional(),
-    /** Files the spool holds before `wal push` fails and PostgreSQL keeps the segment in pg_wal. */
+    /** Files the spool may contain before `wal push` fails and PostgreSQL keeps the segment in pg_wal. */
     maxQueue: z.number().int().positive().default(64),
   })
   .refine((wal) => !wal.async || (wal.spoolDir !== undefined && wal.spoolDir.startsWith('/')), {

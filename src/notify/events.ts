@@ -14,7 +14,7 @@ export type Severity = 'critical' | 'error' | 'warning' | 'info';
 export interface AlertEvent {
   type: AlertEventType;
   severity: Severity;
-  /** What the alert is about, stable across repeats: a job, database or repository name, such as "main" or "backup-main". */
+  /** The name the alert is about, stable across repeats: a job, database or repository name, such as "main" or "backup-main". */
   subject: string;
   /** One line for people. */
   summary: string;

@@ -60,7 +60,7 @@ export async function readWalFacts(client: pg.Client): Promise<WalFacts> {
  * fast checkpoint, without WAL (`-X none`: the WAL comes from the archive).
  * The password reaches the child through PGPASSWORD, never argv.
  *
- * NOTE: a tar stream on stdout holds one tablespace only, so pg_basebackup
+ * NOTE: a tar stream on stdout contains one tablespace only, so pg_basebackup
  * itself fails on a cluster with extra tablespaces; drplan has no other mode yet.
  */
 export function startBaseBackup(tool: PgTool, target: ConnectionTarget, options: { label: string; signal?: AbortSignal }): RunningProcess {

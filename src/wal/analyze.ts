@@ -40,13 +40,13 @@ export interface WalAnalysis {
   chains: ChainResult[];
   /** Repositories whose WAL could not be listed or read. */
   problems: { repository: string; error: string }[];
-  /** Segments another repository holds but this one lacks: no gap for recovery, but a lost redundancy. */
+  /** Segments another repository has but this one lacks: no gap for recovery, but a lost redundancy. */
   repositoryGaps: RepositoryWalGap[];
   /** False when a gap breaks a base backup's chain. */
   ok: boolean;
 }
 
-/** A run of segments, first and last included, that one repository lacks while another holds them. */
+/** A run of segments, first and last included, that one repository lacks while another has them. */
 export interface RepositoryWalGap {
   repository: string;
   timeline: number;
@@ -137,7 +137,7 @@ export async function listArchivedFiles(
 /**
  * Returns, for each listed repository, the runs of segments that another
  * repository holds and it lacks. Runs follow the segments of the union, so
- * a stretch no repository holds (a real gap) does not split or widen them.
+ * a stretch no repository has (a real gap) does not split or widen them.
  */
 export function findRepositoryGaps(perRepository: Map<string, Set<string>>, walSegmentSize: number): RepositoryWalGap[] {
   if (perRepository.size < 2) return [];

@@ -37,7 +37,7 @@ export interface TimelineRange {
   gaps: WalGap[];
 }
 
-/** What a base backup needs from the archive. */
+/** The WAL a base backup needs from the archive. */
 export interface BaseBackupWal {
   backupId: string;
   timeline: number;

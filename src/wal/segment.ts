@@ -19,7 +19,7 @@ export interface SegmentPosition {
   segno: bigint;
 }
 
-/** What an archived WAL file is, parsed from its name. */
+/** The kind and position of an archived WAL file, parsed from its name. */
 export type WalFileName =
   | { kind: 'segment'; name: string; timeline: number; segno: bigint }
   | { kind: 'partial'; name: string; timeline: number; segno: bigint }
@@ -88,7 +88,7 @@ export function parseLsn(lsn: string): bigint {
   return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`);
 }
 
-/** Returns the segment number that holds the byte at `lsn`. */
+/** Returns the segment number that contains the byte at `lsn`. */
 export function segnoOfLsn(lsn: bigint, walSegmentSize: number = DEFAULT_WAL_SEGMENT_SIZE): bigint {
   segmentsPerLog(walSegmentSize);
   return lsn / BigInt(walSegmentSize);

@@ -12,7 +12,7 @@
  *
  * When the queue is full, push fails. PostgreSQL then keeps the segment in
  * pg_wal and retries archive_command later, so the segment stays on the
- * server's own disk instead of being acknowledged while nothing holds a copy.
+ * server's own disk instead of being acknowledged while no repository has a copy.
  * The alternative, accepting more and more files into the spool, would hide a
  * dead repository until the spool's disk filled.
  *

@@ -246,7 +246,7 @@ describe('wal archiving', () => {
     await unlink(path.join(copy.dir, 'wal', 'main', `${middle!.name}.zst`));
     const both = await writePlan({ databases: [{ name: 'main', url: 'postgres://x@127.0.0.1:1/x' }], repositories: [repo, copy] });
 
-    // The union still holds every segment, so recovery works and wal status succeeds, with a warning.
+    // The union still has every segment, so recovery works and wal status succeeds, with a warning.
     const status = await runCli(['--config', both, 'wal', 'status', '--database', 'main']);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).not.toContain('gap:');
