@@ -9,7 +9,7 @@ import type { DatabaseStatus, StatusReport } from '../status/status.js';
 export class ServeMetrics {
   readonly registry = new Registry();
   readonly jobRuns = new Counter({ name: 'drplan_job_runs_total', help: 'Finished job runs by result (succeeded, failed, aborted).', labelNames: ['job', 'result'], registers: [this.registry] });
-  readonly jobSkipped = new Counter({ name: 'drplan_job_skipped_total', help: 'Job runs not started, by reason (already running, already pending, shutting down).', labelNames: ['job', 'reason'], registers: [this.registry] });
+  readonly jobSkipped = new Counter({ name: 'drplan_job_skipped_total', help: 'Job runs not started, by reason (already running, already pending, shutting down, locked).', labelNames: ['job', 'reason'], registers: [this.registry] });
   readonly jobDuration = new Gauge({ name: 'drplan_job_duration_seconds', help: 'Duration of the last finished run of the job.', labelNames: ['job'], registers: [this.registry] });
   readonly jobRunning = new Gauge({ name: 'drplan_job_running', help: '1 while a run of the job is in progress.', labelNames: ['job'], registers: [this.registry] });
   private readonly lastBackup = new Gauge({ name: 'drplan_last_backup_success_timestamp_seconds', help: 'Unix time at which the newest good backup was committed.', labelNames: ['database'], registers: [this.registry] });
