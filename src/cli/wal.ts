@@ -120,8 +120,8 @@ function printAnalysis(result: WalAnalysis): void {
     out(`  timeline ${t.timeline}: ${t.first} to ${t.last} (${t.segments} segments)`);
     for (const gap of t.gaps) out(`    gap: ${gapText(gap)}`);
   }
-  if (result.newest) out(`  newest: ${result.newest.name} archived ${result.newest.modified} (WAL RPO ${result.rpoSeconds} s)`);
-  else out('  nothing archived yet');
+  if (result.newest) out(`  newest: ${result.newest.name} archived ${result.newest.archivedAt} (WAL RPO ${result.rpoSeconds} s)`);
+  else out('  no segment archived yet');
   if (result.chains.length === 0) out('  no physical base backup');
   for (const chain of result.chains) {
     const state = chain.ok ? 'continuous' : `BROKEN, missing ${chain.gaps.map(gapText).join(', ')}`;

@@ -96,10 +96,11 @@ async function runWalCheckJob(job: JobConfig, env: JobEnvironment): Promise<JobO
     });
   }
   assertWalHealthy([analysis]);
-  const newest = analysis.newest!;
+  // Null when only history or backup files are archived, none of them a segment.
+  const newest = analysis.newest ? `newest ${analysis.newest.name} (${analysis.rpoSeconds} s old)` : 'no segment archived yet';
   return {
-    summary: `${analysis.files} archived WAL files, ${analysis.chains.length} base backup chains continuous, newest ${newest.name} (${analysis.rpoSeconds} s old)`,
-    details: { database, files: analysis.files, chains: analysis.chains.length, newest: newest.name, walRpoSeconds: analysis.rpoSeconds ?? -1 },
+    summary: `${analysis.files} archived WAL files, ${analysis.chains.length} base backup chains continuous, ${newest}`,
+    details: { database, files: analysis.files, chains: analysis.chains.length, newest: analysis.newest?.name ?? '', walRpoSeconds: analysis.rpoSeconds ?? -1 },
   };
 }
 

@@ -13,7 +13,7 @@ import type { PhysicalMetadata } from '../backup/metadata.js';
 import type { PlanContext } from '../context.js';
 import { IntegrityError, StorageError } from '../errors.js';
 import { withRepositoryPrefix, type ObjectInfo, type Storage } from '../storage/storage.js';
-import { CHECKSUM_SUFFIX, readObject } from './archive.js';
+import { CHECKSUM_SUFFIX, readChecksum, readObject } from './archive.js';
 import { decompressBuffer } from './codec.js';
 import { buildInventory, checkRecoveryChain, timelineRanges, type ChainResult, type TimelineRange, type WalInventory } from './continuity.js';
 import { isWalFileName, walPrefix } from './layout.js';
@@ -34,8 +34,13 @@ export interface WalAnalysis {
   /** Archived WAL files (segments, history, partial and backup files), all repositories together. */
   files: number;
   timelines: TimelineRange[];
-  newest: { name: string; modified: string } | null;
-  /** Seconds since the newest archived WAL file was stored; null without any. */
+  /**
+   * The highest archived segment in WAL order (timeline, then segment
+   * number). `archivedAt` comes from its checksum object, or from the
+   * object's modification time when that is missing or unreadable.
+   */
+  newest: { name: string; archivedAt: string; modified: string } | null;
+  /** Seconds since the newest segment was archived; null without any segment. */
   rpoSeconds: number | null;
   chains: ChainResult[];
   /** Repositories whose WAL could not be listed or read. */
@@ -65,7 +70,8 @@ export async function analyzeWal(context: PlanContext, database: string, options
   const walSegmentSize = backups[0]?.wal.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE;
   const inventory = await readInventory(files, walSegmentSize, problems);
 
-  const newest = [...files.values()].reduce<ArchivedFile | undefined>((best, f) => (!best || f.info.modified > best.info.modified ? f : best), undefined);
+  const newest = highestSegment(files, walSegmentSize);
+  const archivedAt = newest ? await archiveTime(context, newest) : undefined;
   const now = options.now ?? new Date();
   const chains = backups.map((meta) =>
     checkRecoveryChain(inventory, { backupId: meta.id, timeline: meta.wal.timeline, firstSegment: meta.wal.firstSegment, lastSegment: meta.wal.lastSegment }),
@@ -74,13 +80,41 @@ export async function analyzeWal(context: PlanContext, database: string, options
     database,
     files: files.size,
     timelines: timelineRanges(inventory),
-    newest: newest ? { name: newest.name, modified: newest.info.modified.toISOString() } : null,
-    rpoSeconds: newest ? Math.max(0, Math.round((now.getTime() - newest.info.modified.getTime()) / 1000)) : null,
+    newest: newest && archivedAt ? { name: newest.name, archivedAt: archivedAt.toISOString(), modified: newest.info.modified.toISOString() } : null,
+    rpoSeconds: archivedAt ? Math.max(0, Math.round((now.getTime() - archivedAt.getTime()) / 1000)) : null,
     chains,
     problems,
     repositoryGaps: findRepositoryGaps(perRepository, walSegmentSize),
     ok: chains.every((c) => c.ok),
   };
+}
+
+/**
+ * Returns the highest segment in WAL order. Modification times are no guide:
+ * copying or touching an old segment would make it look newest and hide a
+ * stalled archive.
+ */
+function highestSegment(files: Map<string, ArchivedFile>, walSegmentSize: number): ArchivedFile | undefined {
+  let highest: { file: ArchivedFile; timeline: number; segno: bigint } | undefined;
+  for (const file of files.values()) {
+    const parsed = parseWalFileName(file.name, walSegmentSize);
+    if (parsed?.kind !== 'segment') continue;
+    const higher = !highest || parsed.timeline > highest.timeline || (parsed.timeline === highest.timeline && parsed.segno > highest.segno);
+    if (higher) highest = { file, timeline: parsed.timeline, segno: parsed.segno };
+  }
+  return highest?.file;
+}
+
+/** Returns when `file` was archived: its checksum object's archivedAt, else the object's modification time. */
+async function archiveTime(context: PlanContext, file: ArchivedFile): Promise<Date> {
+  try {
+    const checksum = await readChecksum(file.storage, file.key);
+    const recorded = checksum ? new Date(checksum.archivedAt) : undefined;
+    if (recorded && !Number.isNaN(recorded.getTime())) return recorded;
+  } catch (err) {
+    context.log.warn({ repository: file.storage.name, key: file.key, err }, 'checksum object of the newest WAL segment could not be read; using the modification time as its archive time');
+  }
+  return file.info.modified;
 }
 
 /**
