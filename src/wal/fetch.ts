@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Compression } from '../config/schema.js';
 import type { PlanContext } from '../context.js';
 import { DrplanError, IntegrityError, NotFoundError, StorageError } from '../errors.js';
+import type { Logger } from '../logging.js';
 import { withRepositoryPrefix, type Storage } from '../storage/storage.js';
 import { readChecksum, readObject } from './archive.js';
 import { decompressBuffer, sha256 } from './codec.js';
@@ -35,7 +36,7 @@ export async function fetchWalFile(context: PlanContext, database: string, fileN
   const attempts: Attempt[] = [];
   for (const storage of context.storages) {
     try {
-      const bytes = await readVerified(storage, database, fileName, context.plan.backup.compression);
+      const bytes = await readVerified(storage, database, fileName, context.plan.backup.compression, log);
       if (!bytes) {
         attempts.push({ repository: storage.name, outcome: 'missing' });
         continue;
@@ -54,7 +55,7 @@ export async function fetchWalFile(context: PlanContext, database: string, fileN
 }
 
 /** Returns the verified original bytes from one repository, or undefined when it has no copy. */
-async function readVerified(storage: Storage, database: string, fileName: string, preferred: Compression): Promise<Buffer | undefined> {
+async function readVerified(storage: Storage, database: string, fileName: string, preferred: Compression, log: Logger): Promise<Buffer | undefined> {
   // The plan's compression first: a plan whose compression changed still finds files archived before the change.
   for (const compression of [preferred, ...COMPRESSIONS.filter((c) => c !== preferred)]) {
     const key = walKey(database, fileName, compression);
@@ -73,7 +74,11 @@ async function readVerified(storage: Storage, database: string, fileName: string
         object: key,
       });
     }
-    // NOTE: without a checksum object (a push interrupted before writing it) only zstd's or gzip's own check guards the bytes.
+    if (!checksum) {
+      // A push interrupted between the WAL object and its checksum object leaves this state. The copy is still used
+      // because zstd's frame checksum or gzip's CRC has checked the bytes, but with plain (uncompressed) storage nothing has.
+      log.warn({ repository: storage.name, file: fileName, key }, 'archived WAL file has no checksum object; using it unverified by SHA-256');
+    }
     return bytes;
   }
   return undefined;
