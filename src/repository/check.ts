@@ -1,25 +1,36 @@
 /**
  * `drplan repo check`: audits each repository for metadata without its
  * objects, objects without metadata, size mismatches, unreadable metadata
- * and archived WAL segments that one repository lacks.
+ * and, through wal-check.ts, problems of the archived WAL.
  */
 import { readCatalog } from '../backup/catalog.js';
 import { storedObjects } from '../backup/metadata.js';
-import { findRepositoryGaps, listArchivedFiles } from '../wal/analyze.js';
-import { walPrefix } from '../wal/layout.js';
-import { DEFAULT_WAL_SEGMENT_SIZE } from '../wal/segment.js';
 import type { PlanContext } from '../context.js';
 import { findPartials } from '../retention/prune.js';
+import { checkArchivedWal, type WalCheckOptions } from './wal-check.js';
 
 export interface RepositoryProblem {
+  /** A repository name, or "all repositories" for a WAL gap that no repository fills. */
   repository: string;
-  kind: 'unreachable' | 'unreadable metadata' | 'missing object' | 'size mismatch' | 'object without metadata' | 'incomplete write' | 'missing WAL segment';
+  kind:
+    | 'unreachable'
+    | 'unreadable metadata'
+    | 'missing object'
+    | 'size mismatch'
+    | 'object without metadata'
+    | 'incomplete write'
+    | 'missing WAL segment'
+    | 'missing checksum object'
+    | 'checksum without WAL object'
+    | 'unreadable checksum object'
+    | 'damaged WAL object'
+    | 'WAL gap';
   key: string;
   detail: string;
 }
 
 /** Returns every problem found; an empty list means all repositories are consistent. */
-export async function checkRepositories(context: PlanContext): Promise<RepositoryProblem[]> {
+export async function checkRepositories(context: PlanContext, options: WalCheckOptions = {}): Promise<RepositoryProblem[]> {
   const catalog = await readCatalog(context);
   const problems: RepositoryProblem[] = catalog.problems.map((p) => ({
     repository: p.repository,
@@ -48,25 +59,6 @@ export async function checkRepositories(context: PlanContext): Promise<Repositor
       problems.push({ repository, kind: 'object without metadata', key: orphan.key, detail: `${orphan.size} bytes, modified ${orphan.modified.toISOString()}; a partial or uncommitted backup` });
     }
   }
-  problems.push(...(await walProblems(context)));
-  return problems;
-}
-
-/**
- * Returns the archived WAL segments a repository lacks while another holds
- * them. Recovery still finds them, but that repository alone could not
- * recover, so it counts as a problem here. Listing failures are already
- * reported as unreachable by the catalog.
- */
-async function walProblems(context: PlanContext): Promise<RepositoryProblem[]> {
-  const problems: RepositoryProblem[] = [];
-  for (const database of context.plan.databases) {
-    const perRepository = new Map<string, Set<string>>();
-    await listArchivedFiles(context.storages, database.name, [], perRepository);
-    for (const gap of findRepositoryGaps(perRepository, DEFAULT_WAL_SEGMENT_SIZE)) {
-      const segments = gap.count === 1 ? `segment ${gap.first}` : `segments ${gap.first} to ${gap.last} (${gap.count})`;
-      problems.push({ repository: gap.repository, kind: 'missing WAL segment', key: `${walPrefix(database.name)}${gap.first}`, detail: `database ${database.name}: ${segments} missing here but held by another repository` });
-    }
-  }
+  problems.push(...(await checkArchivedWal(context, catalog, options)));
   return problems;
 }
