@@ -1,9 +1,9 @@
 /**
- * The archived-WAL part of `drplan repo check`: per repository, WAL objects
- * whose stored size differs from their checksum object, WAL objects without a
- * checksum object, checksum objects without their WAL object, segments another
- * repository holds, and, for all repositories together, gaps that break a base
- * backup's chain.
+ * The archived-WAL part of `drplan repo check`. Per repository it finds WAL
+ * objects whose stored size differs from their checksum object, WAL objects
+ * without a checksum object, checksum objects without their WAL object, and
+ * segments that only other repositories contain. For all repositories
+ * together it finds gaps that break a base backup's chain.
  *
  * Comparing sizes reads every checksum object (one small GET per archived
  * file). Comparing content downloads and decompresses every archived file, so
@@ -126,8 +126,8 @@ async function checkWalContent(object: WalObject, checksum: WalChecksum): Promis
 }
 
 /**
- * Returns the archived WAL segments a repository lacks while another holds
- * them. Recovery still finds them, but that repository alone could not
+ * Returns the archived WAL segments a repository lacks while another
+ * contains them. Recovery still finds them, but that repository alone could not
  * recover, so it counts as a problem here.
  */
 async function repositoryGapProblems(context: PlanContext, database: string): Promise<RepositoryProblem[]> {
@@ -142,8 +142,8 @@ async function repositoryGapProblems(context: PlanContext, database: string): Pr
 
 /**
  * Returns the gaps, missing in every repository, that break a base backup's
- * chain, as `wal status` finds them; a gap shared by several chains is one
- * problem naming every base backup it breaks.
+ * chain, as `wal status` finds them. A gap shared by several chains is one
+ * problem that names every base backup it breaks.
  */
 async function chainGapProblems(context: PlanContext, database: string, catalog: Catalog): Promise<RepositoryProblem[]> {
   const analysis = await analyzeWal(context, database, { catalog });
