@@ -144,7 +144,7 @@ async function goodPhysicalBackups(context: PlanContext, database: string): Prom
  * The window runs from the oldest good backup to the newest segment, in WAL
  * order, on the path of `timeline`. Its time is that segment's modification
  * time: a copy of an older segment stored later, or a segment of a timeline
- * recovery does not follow, says nothing about how far the recovery reaches.
+ * recovery does not follow, does not show how far the recovery reaches.
  */
 function recoveryWindow(backups: CatalogEntry[], files: Map<string, ArchivedFile>, inventory: WalInventory, timeline: number): RecoveryWindow {
   const oldest = physical(backups[0]!);

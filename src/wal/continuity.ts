@@ -174,9 +174,9 @@ export function chooseRecoveryTimeline(inventory: WalInventory, backup: { backup
  * Rejects `latest` when it would follow `chosen` although a timeline on its
  * path, from the backup's timeline on, has archived a segment that begins at
  * or after the point where the next timeline of the path branched off. The
- * archive then holds two histories that both went on after the fork, as when
- * a promoted test restore archives into the repository of a primary that
- * keeps writing, and the higher timeline number says nothing about which one
+ * archive then contains two histories that both went on after the fork, as
+ * when a promoted test restore archives into the repository of a primary
+ * that keeps writing, and the higher timeline number does not tell which one
  * is wanted. A segment that straddles the switch point does not count: a
  * standby promoted at the end of archived WAL branches off inside the last
  * segment it read, while the old timeline stopped there.
@@ -209,8 +209,8 @@ function divergedTimelines(
   const listed = candidates.map((timeline) => `timeline ${timeline} (newest archived ${newestOf(timeline)})`).join(', ');
   const choices = candidates.map((timeline) => `--target-timeline ${timeline}`).join(' or ');
   return new UsageError(
-    `the archive holds two histories after timeline ${fork.child} branched off timeline ${fork.parent} at LSN ${formatLsnText(fork.switchLsn)}: ` +
-      `timeline ${fork.parent} went on to ${name(fork.parent, fork.newestParent, inventory)}, so "latest" cannot tell which one to recover; ${listed}`,
+    `ambiguous --target-timeline latest: timeline ${fork.child} branched off timeline ${fork.parent} at LSN ${formatLsnText(fork.switchLsn)}, ` +
+      `and timeline ${fork.parent} continued to ${name(fork.parent, fork.newestParent, inventory)}, so the archive contains two histories after that point: ${listed}`,
     {
       code: 'pitr.timeline_diverged',
       object: String(fork.child),
@@ -306,6 +306,7 @@ function name(timeline: number, segno: bigint, inventory: WalInventory): string 
 }
 
 function compareBigint(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (a < b) return -1;
+  return a > b ? 1 : 0;
 }
 

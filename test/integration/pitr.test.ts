@@ -331,7 +331,7 @@ describe('point-in-time restore', () => {
     // Both timelines went on after the fork, so the default "latest" must not pick timeline 2 and leave out row 5.
     const ambiguous = await cli(restoreArgs(path.join(work, 'ambiguous'), '--target', 'latest'));
     expect(ambiguous.code, ambiguous.stdout).toBe(2);
-    expect(ambiguous.stderr).toContain('the archive holds two histories after timeline 2 branched off timeline 1');
+    expect(ambiguous.stderr).toContain('ambiguous --target-timeline latest: timeline 2 branched off timeline 1 at LSN');
     expect(ambiguous.stderr).toContain('--target-timeline 1 or --target-timeline 2');
     expect(await readdir(work)).not.toContain('ambiguous');
 

@@ -143,7 +143,7 @@ describe('planPitr', () => {
       const error = await rejection(options);
       expect(error).toBeInstanceOf(UsageError);
       expect(error.message).toContain(
-        `timeline 1 went on to ${segment(1, 8)}, so "latest" cannot tell which one to recover; timeline 1 (newest archived ${segment(1, 8)}), timeline 3 (newest archived ${segment(3, 7)})`,
+        `timeline 1 continued to ${segment(1, 8)}, so the archive contains two histories after that point: timeline 1 (newest archived ${segment(1, 8)}), timeline 3 (newest archived ${segment(3, 7)})`,
       );
     }
     const one = await plan({ target: 'latest' }, 1);

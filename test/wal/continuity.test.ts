@@ -157,7 +157,7 @@ describe('recovery timeline', () => {
   });
 
   it('latest follows the child when the parent stopped inside the switch segment', () => {
-    // A standby promoted at the end of archived segment 6 branches off inside it; timeline 1 holds segment 6 but nothing after.
+    // A standby promoted at the end of archived segment 6 branches off inside it; timeline 1 has segment 6 but nothing after.
     const archive = inventory([...run(1, 2, 6), ...run(2, 6, 9)], { 2: '1\t0/6000100\tno recovery target specified\n' });
     expect(chooseRecoveryTimeline(archive, { backupId: 'base1', timeline: 1, stopLsn: 0x3000100n }, 'latest')).toBe(2);
   });
@@ -173,8 +173,8 @@ describe('recovery timeline', () => {
     expect(caught).toBeInstanceOf(UsageError);
     const error = caught as UsageError;
     expect(error.message).toBe(
-      'the archive holds two histories after timeline 3 branched off timeline 1 at LSN 0/8000000: timeline 1 went on to 000000010000000000000009, ' +
-        'so "latest" cannot tell which one to recover; timeline 1 (newest archived 000000010000000000000009), timeline 3 (newest archived 000000030000000000000009)',
+      'ambiguous --target-timeline latest: timeline 3 branched off timeline 1 at LSN 0/8000000, and timeline 1 continued to 000000010000000000000009, ' +
+        'so the archive contains two histories after that point: timeline 1 (newest archived 000000010000000000000009), timeline 3 (newest archived 000000030000000000000009)',
     );
     expect(error.hint).toContain('Choose one with --target-timeline 1 or --target-timeline 3');
   });
@@ -183,7 +183,7 @@ describe('recovery timeline', () => {
     // 1 -> 2 at 0/5000000 (timeline 1 stopped), 2 -> 3 at 0/8000000, and timeline 2 archived segment 9 after that.
     const archive = inventory([...run(1, 2, 4), ...run(2, 5, 9), ...run(3, 8, 8)], { 2: '1\t0/5000000\tx\n', 3: '1\t0/5000000\tx\n2\t0/8000000\ty\n' });
     const backupOnOne = { backupId: 'base1', timeline: 1, stopLsn: 0x3000100n };
-    expect(() => chooseRecoveryTimeline(archive, backupOnOne, 'latest')).toThrow('after timeline 3 branched off timeline 2 at LSN 0/8000000: timeline 2 went on to 000000020000000000000009');
+    expect(() => chooseRecoveryTimeline(archive, backupOnOne, 'latest')).toThrow('timeline 3 branched off timeline 2 at LSN 0/8000000, and timeline 2 continued to 000000020000000000000009');
     expect(chooseRecoveryTimeline(archive, backupOnOne, 2)).toBe(2);
   });
 
