@@ -11,8 +11,8 @@ import type { PlanContext } from '../context.js';
 import { IntegrityError, NotFoundError, StorageError, UsageError } from '../errors.js';
 import { withRepositoryPrefix } from '../storage/storage.js';
 import { listArchivedFiles, readInventory, type ArchivedFile, type WalAnalysis } from '../wal/analyze.js';
-import { assertRecoveryChain, checkRecoveryChain, chooseRecoveryTimeline, type ChainResult, type TimelineRequest, type WalInventory } from '../wal/continuity.js';
-import { parseLsn, parseSegmentName, parseWalFileName, segmentName, segnoOfLsn } from '../wal/segment.js';
+import { assertRecoveryChain, checkRecoveryChain, chooseRecoveryTimeline, newestSegmentOnPath, type ChainResult, type TimelineRequest, type WalInventory } from '../wal/continuity.js';
+import { parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '../wal/segment.js';
 import { describeTarget, formatLsn, type RecoveryTarget } from './pitr-target.js';
 
 /** The span a database can be recovered to. */
@@ -52,8 +52,11 @@ export async function planPitr(context: PlanContext, database: DatabaseConfig, t
   const inventory = await readInventory(files, walSegmentSize, problems);
   for (const problem of problems) context.log.warn({ repository: problem.repository, database: database.name }, `archived WAL unreadable: ${problem.error}`);
 
-  const window = recoveryWindow(backups, files, walSegmentSize);
-  const entry = chooseBackup(backupsReaching(backups, inventory, timelineRequest), target, window, database.name);
+  const reaching = backupsReaching(backups, inventory, timelineRequest);
+  // The window ends where recovery from the newest usable backup would end, on the timeline it would follow.
+  const windowTimeline = chooseRecoveryTimeline(inventory, backupPosition(physical(reaching.at(-1)!)), timelineRequest);
+  const window = recoveryWindow(backups, files, inventory, windowTimeline);
+  const entry = chooseBackup(reaching, target, window, database.name);
   const meta = physical(entry);
   const timeline = chooseRecoveryTimeline(inventory, backupPosition(meta), timelineRequest);
   const chain = checkRecoveryChain(
@@ -93,7 +96,8 @@ function backupPosition(meta: PhysicalMetadata): { backupId: string; timeline: n
 /**
  * Keeps the backups from which a numbered timeline can be reached, so that
  * `--target-timeline 1` after a fork takes a backup of timeline 1. With none
- * left, the newest backup stays so that chooseRecoveryTimeline names the reason.
+ * left, chooseRecoveryTimeline names the reason for the newest backup before
+ * the target is placed in the window, whose message would blame the target.
  */
 function backupsReaching(backups: CatalogEntry[], inventory: WalInventory, request: TimelineRequest): CatalogEntry[] {
   if (typeof request !== 'number') return backups;
@@ -105,7 +109,8 @@ function backupsReaching(backups: CatalogEntry[], inventory: WalInventory, reque
       return false;
     }
   });
-  return reaching.length > 0 ? reaching : backups.slice(-1);
+  if (reaching.length === 0) chooseRecoveryTimeline(inventory, backupPosition(physical(backups.at(-1)!)), request);
+  return reaching;
 }
 
 /** Returns the good physical backups of `database`, oldest first by the time they finished. */
@@ -135,29 +140,24 @@ async function goodPhysicalBackups(context: PlanContext, database: string): Prom
   return backups;
 }
 
-function recoveryWindow(backups: CatalogEntry[], files: Map<string, ArchivedFile>, walSegmentSize: number): RecoveryWindow {
+/**
+ * The window runs from the oldest good backup to the newest segment, in WAL
+ * order, on the path of `timeline`. Its time is that segment's modification
+ * time: a copy of an older segment stored later, or a segment of a timeline
+ * recovery does not follow, does not show how far the recovery reaches.
+ */
+function recoveryWindow(backups: CatalogEntry[], files: Map<string, ArchivedFile>, inventory: WalInventory, timeline: number): RecoveryWindow {
   const oldest = physical(backups[0]!);
-  let newest: { file: ArchivedFile; segno: bigint } | undefined;
-  for (const file of files.values()) {
-    const parsed = parseWalFileName(file.name, walSegmentSize);
-    if (parsed?.kind !== 'segment') continue;
-    if (!newest || parsed.segno > newest.segno || (parsed.segno === newest.segno && file.info.modified > newest.file.info.modified)) newest = { file, segno: parsed.segno };
-  }
+  const newestName = newestSegmentOnPath(inventory, timeline);
+  const newest = newestName === undefined ? undefined : files.get(newestName);
+  const segno = newestName === undefined ? undefined : parseSegmentName(newestName, inventory.walSegmentSize)?.segno;
   return {
     oldestBackup: { id: oldest.id, finishedAt: oldest.finishedAt, stopLsn: oldest.wal.stopLsn },
-    newestWal: newest
-      ? { name: newest.file.name, archivedAt: newestModified(files, walSegmentSize).toISOString(), endLsn: formatLsn((newest.segno + 1n) * BigInt(walSegmentSize)) }
-      : null,
+    newestWal:
+      newest && segno !== undefined
+        ? { name: newest.name, archivedAt: newest.info.modified.toISOString(), endLsn: formatLsn((segno + 1n) * BigInt(inventory.walSegmentSize)) }
+        : null,
   };
-}
-
-/** Returns when the newest segment was stored, because a time target after that has no archived WAL to reach it. */
-function newestModified(files: Map<string, ArchivedFile>, walSegmentSize: number): Date {
-  let newest = new Date(0);
-  for (const file of files.values()) {
-    if (parseWalFileName(file.name, walSegmentSize)?.kind === 'segment' && file.info.modified > newest) newest = file.info.modified;
-  }
-  return newest;
 }
 
 /**

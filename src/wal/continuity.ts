@@ -148,14 +148,17 @@ export type TimelineRequest = number | 'latest' | 'current';
  * when it is the backup's own or its history shows it branching off the
  * backup's timeline at or after the stop LSN; a timeline that branched
  * earlier never contained the backup. `latest` takes the highest reachable
- * timeline, so a timeline forked from an older backup is not followed.
- * A numbered request that is not reachable is a UsageError.
+ * timeline, so a timeline forked from an older backup is not followed,
+ * and refuses when an ancestor of that timeline went on after the fork (see
+ * assertSingleHistory). A numbered request that is not reachable is a UsageError.
  */
 export function chooseRecoveryTimeline(inventory: WalInventory, backup: { backupId: string; timeline: number; stopLsn: bigint }, request: TimelineRequest): number {
   if (request === 'current') return backup.timeline;
   if (request === 'latest') {
     const known = [...new Set([...inventory.segments.keys(), ...inventory.histories.keys()])].sort((a, b) => b - a);
-    return known.find((timeline) => isReachable(inventory, backup, timeline)) ?? backup.timeline;
+    const newest = known.find((timeline) => isReachable(inventory, backup, timeline)) ?? backup.timeline;
+    assertSingleHistory(inventory, backup.timeline, newest);
+    return newest;
   }
   if (isReachable(inventory, backup, request)) return request;
   const history = inventory.histories.get(request);
@@ -165,6 +168,57 @@ export function chooseRecoveryTimeline(inventory: WalInventory, backup: { backup
     object: String(request),
     hint: `Choose --target-timeline ${backup.timeline} (the backup's own), latest, or a timeline that branched off after the backup; \`drplan wal status\` lists the archived timelines.`,
   });
+}
+
+/**
+ * Rejects `latest` when it would follow `chosen` although a timeline on its
+ * path, from the backup's timeline on, has archived a segment that begins at
+ * or after the point where the next timeline of the path branched off. The
+ * archive then contains two histories that both went on after the fork, as
+ * when a promoted test restore archives into the repository of a primary
+ * that keeps writing, and the higher timeline number does not tell which one
+ * is wanted. A segment that straddles the switch point does not count: a
+ * standby promoted at the end of archived WAL branches off inside the last
+ * segment it read, while the old timeline stopped there.
+ */
+function assertSingleHistory(inventory: WalInventory, backupTimeline: number, chosen: number): void {
+  const switches = inventory.histories.get(chosen) ?? [];
+  const start = switches.findIndex((entry) => entry.timeline === backupTimeline);
+  if (start < 0) return;
+  for (let index = start; index < switches.length; index++) {
+    const { timeline: parent, switchLsn } = switches[index]!;
+    const child = switches[index + 1]?.timeline ?? chosen;
+    const size = BigInt(inventory.walSegmentSize);
+    const firstAfter = (switchLsn + size - 1n) / size;
+    const parentSegments = inventory.segments.get(parent) ?? [];
+    const newestParent = parentSegments.at(-1);
+    if (newestParent === undefined || newestParent < firstAfter) continue;
+    throw divergedTimelines(inventory, { parent, child, chosen, switchLsn, newestParent });
+  }
+}
+
+function divergedTimelines(
+  inventory: WalInventory,
+  fork: { parent: number; child: number; chosen: number; switchLsn: bigint; newestParent: bigint },
+): UsageError {
+  const newestOf = (timeline: number) => {
+    const list = inventory.segments.get(timeline) ?? [];
+    return list.length > 0 ? name(timeline, list.at(-1)!, inventory) : 'no segment archived';
+  };
+  const candidates = [...new Set([fork.parent, fork.child, fork.chosen])].sort((a, b) => a - b);
+  const listed = candidates.map((timeline) => `timeline ${timeline} (newest archived ${newestOf(timeline)})`).join(', ');
+  const choices = candidates.map((timeline) => `--target-timeline ${timeline}`).join(' or ');
+  return new UsageError(
+    `ambiguous --target-timeline latest: timeline ${fork.child} branched off timeline ${fork.parent} at LSN ${formatLsnText(fork.switchLsn)}, ` +
+      `and timeline ${fork.parent} continued to ${name(fork.parent, fork.newestParent, inventory)}, so the archive contains two histories after that point: ${listed}`,
+    {
+      code: 'pitr.timeline_diverged',
+      object: String(fork.child),
+      hint:
+        `Choose one with ${choices}: timeline ${fork.parent} is the history a primary that kept writing after the fork is still on, ` +
+        `timeline ${fork.chosen} the one a server promoted at the fork went on with (for example a test restore that archived into this repository).`,
+    },
+  );
 }
 
 function isReachable(inventory: WalInventory, backup: { timeline: number; stopLsn: bigint }, timeline: number): boolean {
@@ -184,6 +238,13 @@ function formatLsnText(lsn: bigint): string {
 /** Returns the name of segment `segno` as recovery along `timeline`'s path reads it. */
 export function segmentOnPath(inventory: WalInventory, timeline: number, segno: bigint): string {
   return name(timelineFor(timelinePath(inventory, timeline), segno), segno, inventory);
+}
+
+/** Returns the name of the newest segment recovery along `timeline`'s path reads, in WAL order; undefined when none is archived. */
+export function newestSegmentOnPath(inventory: WalInventory, timeline: number): string | undefined {
+  const path = timelinePath(inventory, timeline);
+  const newest = newestOnPath(inventory, path);
+  return newest === undefined ? undefined : name(timelineFor(path, newest), newest, inventory);
 }
 
 /** Returns the timelines from timeline 1 (or the oldest known) to `timeline`, with the segments each supplies. */
@@ -245,6 +306,7 @@ function name(timeline: number, segno: bigint, inventory: WalInventory): string 
 }
 
 function compareBigint(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (a < b) return -1;
+  return a > b ? 1 : 0;
 }
 

@@ -6,8 +6,9 @@
  * that must leave the data directory untouched.
  *
  * Restores that run beside the still-running source pass --no-archive, as a
- * user's test restore should: a promoted copy that archives would add a
- * timeline to the source's archive, and "latest" then follows it.
+ * user's test restore should: a promoted copy that archives adds a timeline
+ * to the source's archive, and once the source archives more WAL, "latest"
+ * is refused as ambiguous.
  */
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -326,6 +327,14 @@ describe('point-in-time restore', () => {
     // Timeline 2, archived by the promoted test restore, forked after the base backup; the live primary went on with timeline 1.
     await query(cluster.url('app'), "INSERT INTO events VALUES (5, 'fifth, on timeline 1')");
     await switchWalAndWait(cluster.url());
+
+    // Both timelines went on after the fork, so the default "latest" must not pick timeline 2 and leave out row 5.
+    const ambiguous = await cli(restoreArgs(path.join(work, 'ambiguous'), '--target', 'latest'));
+    expect(ambiguous.code, ambiguous.stdout).toBe(2);
+    expect(ambiguous.stderr).toContain('ambiguous --target-timeline latest: timeline 2 branched off timeline 1 at LSN');
+    expect(ambiguous.stderr).toContain('--target-timeline 1 or --target-timeline 2');
+    expect(await readdir(work)).not.toContain('ambiguous');
+
     const dataDir = path.join(work, 'timeline-1');
     const result = await cli(restoreArgs(dataDir, '--target', 'latest', '--target-timeline', '1', '--start', '--no-archive', '--json'));
     started.push(dataDir);

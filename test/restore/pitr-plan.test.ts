@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/logging.js';
 import { planPitr } from '../../src/restore/pitr-plan.js';
 import { parseRecoveryTarget, type TargetOptions } from '../../src/restore/pitr-target.js';
 import { compressBuffer } from '../../src/wal/codec.js';
+import type { TimelineRequest } from '../../src/wal/continuity.js';
 import { writeObject } from '../helpers/fake-repository.js';
 import { fileRepository } from '../helpers/plan.js';
 
@@ -65,12 +66,16 @@ async function writeWal(name: string, modified: string): Promise<void> {
   await utimes(path.join(dir, key), new Date(modified), new Date(modified));
 }
 
-async function plan(options: TargetOptions) {
-  return planPitr(context, DATABASE, parseRecoveryTarget(options));
+async function writeHistory(timeline: number, text: string): Promise<void> {
+  await writeObject(dir, `wal/app/${timeline.toString(16).padStart(8, '0')}.history.zst`, await compressBuffer(Buffer.from(text), 'zstd', undefined));
 }
 
-async function rejection(options: TargetOptions): Promise<Error> {
-  return plan(options).then(
+async function plan(options: TargetOptions, timeline: TimelineRequest = 'latest') {
+  return planPitr(context, DATABASE, parseRecoveryTarget(options), timeline);
+}
+
+async function rejection(options: TargetOptions, timeline: TimelineRequest = 'latest'): Promise<Error> {
+  return plan(options, timeline).then(
     () => {
       throw new Error('expected the plan to be rejected');
     },
@@ -111,6 +116,47 @@ describe('planPitr', () => {
       oldestBackup: { id: 'backup_20261204_100000', finishedAt: '2026-12-04T10:01:00.000Z', stopLsn: '0/3000100' },
       newestWal: { name: segment(1, 8), archivedAt: '2026-12-04T15:30:00.000Z', endLsn: '0/9000000' },
     });
+  });
+
+  it('ends the window at the newest segment in WAL order, not the newest file', async () => {
+    // An old segment copied again later (a re-push, a restored repository) gets a new modification time.
+    await utimes(path.join(dir, 'wal', 'app', `${segment(1, 4)}.zst`), new Date('2026-12-04T16:00:00.000Z'), new Date('2026-12-04T16:00:00.000Z'));
+    const { window } = await plan({ target: 'latest' });
+    expect(window.newestWal).toEqual({ name: segment(1, 8), archivedAt: '2026-12-04T15:30:00.000Z', endLsn: '0/9000000' });
+    expect((await rejection({ targetTime: '2026-12-04T15:45:00Z' })).message).toContain('it is after the newest archived WAL');
+  });
+
+  it('ends the window on the timeline path being recovered', async () => {
+    // Timeline 3 branched off at the end of segment 8, after timeline 1 stopped; timeline 1 is not on the path of --target-timeline 3.
+    await writeHistory(3, '1\t0/9000000\tno recovery target specified\n');
+    await writeWal(segment(3, 9), '2026-12-04T16:30:00.000Z');
+    expect((await plan({ target: 'latest' })).window.newestWal).toEqual({ name: segment(3, 9), archivedAt: '2026-12-04T16:30:00.000Z', endLsn: '0/A000000' });
+    expect((await plan({ target: 'latest' })).timeline).toBe(3);
+    expect((await plan({ target: 'latest' }, 1)).window.newestWal!.name).toBe(segment(1, 8));
+  });
+
+  it('refuses latest when the parent timeline went on after a fork', async () => {
+    // A test restore promoted at 0/7000000 archived timeline 3, while timeline 1 went on to archive segments 7 and 8.
+    await writeHistory(3, '1\t0/7000000\tno recovery target specified\n');
+    await writeWal(segment(3, 7), '2026-12-04T14:45:00.000Z');
+    for (const options of [{ target: 'latest' }, { targetTime: '2026-12-04T14:00:00Z' }] as TargetOptions[]) {
+      const error = await rejection(options);
+      expect(error).toBeInstanceOf(UsageError);
+      expect(error.message).toContain(
+        `timeline 1 continued to ${segment(1, 8)}, so the archive contains two histories after that point: timeline 1 (newest archived ${segment(1, 8)}), timeline 3 (newest archived ${segment(3, 7)})`,
+      );
+    }
+    const one = await plan({ target: 'latest' }, 1);
+    expect([one.timeline, one.chain.until]).toEqual([1, segment(1, 8)]);
+    const three = await plan({ target: 'latest' }, 3);
+    expect([three.timeline, three.chain.until]).toEqual([3, segment(3, 7)]);
+  });
+
+  it('names a timeline without history for a time inside the window', async () => {
+    // 11:00 is inside the window but before the newest backup finished, the only one the timeline check used to keep.
+    const error = await rejection({ targetTime: '2026-12-04T11:00:00Z' }, 9);
+    expect(error).toBeInstanceOf(UsageError);
+    expect(error.message).toBe('timeline 9 cannot be reached from base backup backup_20261204_120000 on timeline 1: no 00000009.history file is archived');
   });
 
   it('rejects a time before the oldest backup', async () => {

@@ -128,9 +128,10 @@ describe('recovery chain', () => {
 });
 
 describe('recovery timeline', () => {
-  // Timeline 2 forked at 0/2800000, before a backup of timeline 1 that ended at 0/6000100; timeline 3 forked from 1 after it.
-  const forked = () =>
-    inventory([...run(1, 2, 9), ...run(2, 2, 4), ...run(3, 8, 9), '00000002.history', '00000003.history'], {
+  // Timeline 2 forked at 0/2800000, before a backup of timeline 1 that ended at 0/6000100; timeline 3 forked from 1 after it, at 0/8000000.
+  // Timeline 1 stopped at the fork unless `parentLast` goes past segment 7.
+  const forked = (parentLast = 7) =>
+    inventory([...run(1, 2, parentLast), ...run(2, 2, 4), ...run(3, 8, 9), '00000002.history', '00000003.history'], {
       2: '1\t0/2800000\tno recovery target specified\n',
       3: '1\t0/8000000\tno recovery target specified\n',
     });
@@ -155,8 +156,45 @@ describe('recovery timeline', () => {
     expect(() => chooseRecoveryTimeline(forked(), later, 7)).toThrow('no 00000007.history file is archived');
   });
 
+  it('latest follows the child when the parent stopped inside the switch segment', () => {
+    // A standby promoted at the end of archived segment 6 branches off inside it; timeline 1 has segment 6 but nothing after.
+    const archive = inventory([...run(1, 2, 6), ...run(2, 6, 9)], { 2: '1\t0/6000100\tno recovery target specified\n' });
+    expect(chooseRecoveryTimeline(archive, { backupId: 'base1', timeline: 1, stopLsn: 0x3000100n }, 'latest')).toBe(2);
+  });
+
+  it('latest refuses when the parent went on after the fork', () => {
+    // Timeline 1 archived segments 8 and 9, which start at or after the fork at 0/8000000: two histories.
+    let caught: unknown;
+    try {
+      chooseRecoveryTimeline(forked(9), later, 'latest');
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(UsageError);
+    const error = caught as UsageError;
+    expect(error.message).toBe(
+      'ambiguous --target-timeline latest: timeline 3 branched off timeline 1 at LSN 0/8000000, and timeline 1 continued to 000000010000000000000009, ' +
+        'so the archive contains two histories after that point: timeline 1 (newest archived 000000010000000000000009), timeline 3 (newest archived 000000030000000000000009)',
+    );
+    expect(error.hint).toContain('Choose one with --target-timeline 1 or --target-timeline 3');
+  });
+
+  it('latest refuses when a middle timeline went on after the next fork', () => {
+    // 1 -> 2 at 0/5000000 (timeline 1 stopped), 2 -> 3 at 0/8000000, and timeline 2 archived segment 9 after that.
+    const archive = inventory([...run(1, 2, 4), ...run(2, 5, 9), ...run(3, 8, 8)], { 2: '1\t0/5000000\tx\n', 3: '1\t0/5000000\tx\n2\t0/8000000\ty\n' });
+    const backupOnOne = { backupId: 'base1', timeline: 1, stopLsn: 0x3000100n };
+    expect(() => chooseRecoveryTimeline(archive, backupOnOne, 'latest')).toThrow('timeline 3 branched off timeline 2 at LSN 0/8000000, and timeline 2 continued to 000000020000000000000009');
+    expect(chooseRecoveryTimeline(archive, backupOnOne, 2)).toBe(2);
+  });
+
+  it('an explicit timeline is followed even when the histories diverged', () => {
+    expect(chooseRecoveryTimeline(forked(9), later, 1)).toBe(1);
+    expect(chooseRecoveryTimeline(forked(9), later, 3)).toBe(3);
+    expect(chooseRecoveryTimeline(forked(9), later, 'current')).toBe(1);
+  });
+
   it('checks the chain along the chosen timeline', () => {
-    const chain = checkRecoveryChain(forked(), backup, { timeline: 1 });
+    const chain = checkRecoveryChain(forked(9), backup, { timeline: 1 });
     expect(chain.timelines).toEqual([1]);
     expect(chain.until).toBe('000000010000000000000009');
     expect(chain.ok).toBe(true);
