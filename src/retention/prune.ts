@@ -10,6 +10,7 @@ import type { PlanContext } from '../context.js';
 import { acquireDatabaseLock, acquireFilesetLock } from '../lock/database-lock.js';
 import type { Logger } from '../logging.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
+import { LockedError } from '../errors.js';
 import { keyStamp, parseDuration } from '../util/duration.js';
 import { FILES_AREA } from '../backup/layout.js';
 import { pruneWal, type WalPruneResult } from '../wal/retention.js';
@@ -216,23 +217,74 @@ function subjectOfDecision(decision: PruneDecision): string {
   return decision.fileset ? `${FILES_AREA}/${decision.database}` : decision.database;
 }
 
-function lockSubject(context: PlanContext, storage: Storage, subject: string, log: Logger, signal?: AbortSignal) {
-  const options = { purpose: 'prune' as const, timeoutMs: parseDuration(context.plan.backup.lockTimeout), log, signal };
+function lockSubject(context: PlanContext, storage: Storage, subject: string, log: Logger, signal?: AbortSignal, timeoutMs = parseDuration(context.plan.backup.lockTimeout)) {
+  const options = { purpose: 'prune' as const, timeoutMs, log, signal };
   const prefix = `${FILES_AREA}/`;
   return subject.startsWith(prefix) ? acquireFilesetLock([storage], subject.slice(prefix.length), options) : acquireDatabaseLock([storage], subject, options);
 }
 
-async function removeLeftovers(storage: Storage, result: RepositoryPrune, subject: string, log: Logger): Promise<void> {
+/** Removes a subject's partial objects and unfinished writes, and returns their keys. */
+async function removeLeftovers(storage: Storage, result: Pick<RepositoryPrune, 'partials' | 'incomplete'>, subject: string, log: Logger): Promise<string[]> {
+  const removed: string[] = [];
   for (const partial of result.partials.filter((p) => subjectOfKey(p.key) === subject)) {
     // A backup that was running while prune listed the repository may have committed since.
     if (await storage.stat(partial.key.replace(BACKUP_SUFFIX, '.meta.json'))) continue;
     await storage.delete(partial.key);
+    removed.push(partial.key);
     log.info({ key: partial.key, bytes: partial.size }, 'partial object deleted');
   }
   for (const write of result.incomplete.filter((w) => subjectOfKey(w.key) === subject)) {
     await storage.abortIncomplete({ key: write.key, started: new Date(write.started), uploadId: write.uploadId });
+    removed.push(write.key);
     log.info({ key: write.key }, 'incomplete write removed');
   }
+  return removed;
+}
+
+/** The result of the start-up cleanup on one repository. */
+export interface AbandonedCleanup {
+  repository: string;
+  /** Keys of the objects and unfinished writes removed. */
+  removed: string[];
+  /** Subjects left alone because a live run holds their lock. */
+  busy: string[];
+}
+
+/**
+ * Removes objects without metadata and unfinished writes of every database
+ * and file set whose lock is free or stale, whatever their age. Without a
+ * live lock holder no run can still commit them, so the grace period that
+ * prune keeps for runs of other processes is not needed. A subject whose lock
+ * a live run holds is left for prune.
+ */
+export async function cleanAbandoned(context: PlanContext, signal?: AbortSignal): Promise<AbandonedCleanup[]> {
+  const catalog = await readCatalog(context);
+  const results: AbandonedCleanup[] = [];
+  for (const listing of catalog.listings) {
+    const { storage } = listing;
+    const log = context.log.child({ component: 'cleanup', repository: storage.name });
+    const partials = findPartials(listing.objects, Number.POSITIVE_INFINITY).map((o) => ({ key: o.key, size: o.size, modified: o.modified.toISOString() }));
+    const incomplete = await findIncomplete(storage, Number.POSITIVE_INFINITY);
+    const subjects = new Set([...partials.map((p) => subjectOfKey(p.key)), ...incomplete.map((w) => subjectOfKey(w.key))]);
+    const result: AbandonedCleanup = { repository: storage.name, removed: [], busy: [] };
+    for (const subject of subjects) {
+      const lock = await lockSubject(context, storage, subject, log, signal, 0).catch((err: unknown) => {
+        if (err instanceof LockedError) return undefined;
+        throw err;
+      });
+      if (!lock) {
+        result.busy.push(subject);
+        continue;
+      }
+      try {
+        result.removed.push(...(await removeLeftovers(storage, { partials, incomplete }, subject, log)));
+      } finally {
+        await lock.release();
+      }
+    }
+    results.push(result);
+  }
+  return results;
 }
 
 /** Deletes the metadata first, so the backup stops being committed before its data goes. */

@@ -8,6 +8,7 @@ import { NotFoundError, UsageError } from '../errors.js';
 import type { AlertSink } from '../notify/events.js';
 import { createAlertSink } from '../notify/sink.js';
 import { checkRepositories } from '../repository/check.js';
+import { cleanAbandoned } from '../retention/prune.js';
 import { parseDuration } from '../util/duration.js';
 import { AlertTracker } from './alerts.js';
 import { buildApi } from './http.js';
@@ -87,12 +88,14 @@ export async function startDaemon(context: PlanContext, listen: string, options:
     }),
     { clock, log, onDue: (job, trigger) => void runner.start(job, trigger) },
   );
+  // Leftovers go before the API and the first job, so no run meets the cleanup's lock.
+  await cleanLeftovers(context);
   const app = buildApi({ context, runner, scheduler, monitor, metrics: services.metrics, state, token: context.plan.server.token });
   await app.listen({ host: address.host, port: address.port });
   log.info({ listen: `${address.host}:${(app.server.address() as { port: number }).port}`, jobs: context.plan.jobs?.length ?? 0 }, 'drplan serve started');
 
   monitor.start();
-  void reportLeftovers(context);
+  void reportProblems(context);
   scheduler.start();
 
   let stopping: Promise<void> | undefined;
@@ -116,11 +119,26 @@ export async function startDaemon(context: PlanContext, listen: string, options:
 }
 
 /**
- * Logs what interrupted runs left in the repositories. A daemon killed
- * without cleanup leaves partial objects; prune removes them once they are
- * older than retention.partialGrace.
+ * Removes what interrupted runs left in the repositories, for every database
+ * and file set that no live run holds. A daemon killed without cleanup
+ * (SIGKILL, power loss) leaves partial objects; its lock is stale by now, so
+ * nothing can still commit them. Leftovers under a live lock are left for
+ * prune and its grace period.
  */
-async function reportLeftovers(context: PlanContext): Promise<void> {
+async function cleanLeftovers(context: PlanContext): Promise<void> {
+  const log = context.log.child({ component: 'serve' });
+  try {
+    for (const result of await cleanAbandoned(context)) {
+      for (const key of result.removed) log.warn({ repository: result.repository, key }, `removed at start, left by an interrupted run: ${key}`);
+      if (result.busy.length > 0) log.warn({ repository: result.repository, busy: result.busy }, 'leftovers kept at start: a running backup has their lock; prune removes them after retention.partialGrace');
+    }
+  } catch (err) {
+    log.error({ err }, 'cleanup of interrupted runs at start failed');
+  }
+}
+
+/** Logs every problem `drplan repo check` would report, in the background of the start. */
+async function reportProblems(context: PlanContext): Promise<void> {
   const log = context.log.child({ component: 'serve' });
   try {
     for (const problem of await checkRepositories(context)) {
