@@ -260,6 +260,8 @@ describe('drplan serve', () => {
     const restarted = await startDaemon();
     const removedLines = () => partials.filter((p) => restarted.stderr().includes(`removed at start, left by an interrupted run: ${p.key}`));
     await waitFor('the start-up cleanup', async () => (removedLines().length === partials.length ? true : undefined));
+    // The cleanup runs before the daemon takes signals; stop it only once it has started.
+    await waitFor('the daemon start', async () => (restarted.stderr().includes('drplan serve started') ? true : undefined));
     restarted.started.child.kill('SIGTERM');
     const stopped = await restarted.started.result;
     expect(stopped.code, stopped.stderr).toBe(0);
