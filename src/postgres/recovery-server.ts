@@ -15,6 +15,9 @@ import type { ServerOwner } from './cluster.js';
 import { connect, withClient, type ConnectionTarget } from './connection.js';
 
 const POLL_MS = 500;
+/** How many polls a failed query waits for the postmaster to exit before it counts as a connection failure. */
+const STOP_POLLS = 10;
+
 /** How long a server may take to write postmaster.pid before it counts as failed to start. */
 const PID_FILE_GRACE_MS = 15_000;
 const LOG_TAIL_LINES = 20;
@@ -126,8 +129,9 @@ export async function waitForRecoveryEnd(
     lastStatus = postmaster?.status;
     seenPid ||= postmaster !== undefined;
 
-    if (postmaster?.status === 'ready' && isAlive(postmaster.pid) && !(await isRecovering(connection, started))) {
-      return readRecoveryPoint(server, connection);
+    if (postmaster?.status === 'ready' && isAlive(postmaster.pid)) {
+      const recovering = await isRecovering(connection, started).catch((error: unknown) => stoppedMeanwhile(postmaster.pid, error, options.signal));
+      if (recovering === false) return readRecoveryPoint(server, connection);
     }
     const stopped = postmaster === undefined ? seenPid || Date.now() - started > PID_FILE_GRACE_MS : !isAlive(postmaster.pid);
     if (stopped) {
@@ -148,6 +152,20 @@ export async function waitForRecoveryEnd(
     }
     await sleep(POLL_MS, options.signal);
   }
+}
+
+/**
+ * Returns undefined when the postmaster exits within a few polls of a failed
+ * query, so that a server stopping at the end of a failed recovery is
+ * reported as stopped rather than as a connection failure. Rethrows otherwise.
+ */
+async function stoppedMeanwhile(pid: number, error: unknown, signal?: AbortSignal): Promise<undefined> {
+  for (let poll = 0; poll < STOP_POLLS; poll += 1) {
+    if (!isAlive(pid)) return undefined;
+    await sleep(POLL_MS, signal);
+  }
+  if (!isAlive(pid)) return undefined;
+  throw error;
 }
 
 /** Asks the server whether it is still in recovery; a refused connection counts as still recovering. */

@@ -277,7 +277,7 @@ describe('point-in-time restore', () => {
     const dataDir = path.join(work, 'unreached');
     // No transaction id this high was ever assigned, so recovery replays everything and stops without reaching it.
     const result = await cli(restoreArgs(dataDir, '--target-xid', '4000000000', '--start', '--no-archive'));
-    expect(result.code).toBe(1);
+    expect(result.code, result.stderr).toBe(1);
     expect(result.stderr).toContain('the restored server stopped before recovery ended; last lines of');
     expect(result.stderr).toContain('FATAL:  recovery ended before configured recovery target was reached');
   });
