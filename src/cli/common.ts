@@ -64,7 +64,7 @@ export function printJson(value: unknown): void {
 /** Prints an error and its hint on stderr and returns the exit code for it. */
 export function reportError(error: unknown): number {
   if (error instanceof DrplanError) {
-    // Recovery asks for files past the end of the archive on purpose (the next
+    // Recovery requests files past the end of the archive on purpose (the next
     // timeline's history, the next segment); that answer lands in the server
     // log on every restore and must not read as a failure there.
     const expected = error.code === 'wal.missing';

@@ -45,7 +45,8 @@ export const PITR_ONLY_OPTIONS: [keyof PitrOptions, string][] = [
   ['archive', '--no-archive'],
 ];
 
-interface RestoreCommandOptions extends PitrOptions {
+/** The options of `drplan restore` that a point-in-time restore reads. */
+export interface RestoreCommandOptions extends PitrOptions {
   database?: string;
   targetDatabase?: string;
   targetUrl?: string;

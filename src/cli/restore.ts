@@ -12,20 +12,12 @@ import { planRestore, runRestore, type RestoreRequest } from '../restore/restore
 import { checkDestination, findFilesBackup, runFilesRestore } from '../restore/files-restore.js';
 import { formatBytes, formatDuration, interruptSignal, loadContext, positiveInt, printJson, type GlobalOptions } from './common.js';
 import { confirmDestructive } from './confirm.js';
-import { PITR_ONLY_OPTIONS, restorePointInTime, type PitrOptions } from './restore-pitr.js';
+import { PITR_ONLY_OPTIONS, restorePointInTime, type RestoreCommandOptions } from './restore-pitr.js';
 
-interface RestoreOptions extends PitrOptions {
-  database?: string;
-  targetDatabase?: string;
-  targetUrl?: string;
-  inPlace?: boolean;
-  clean?: boolean;
-  table: string[];
+interface RestoreOptions extends RestoreCommandOptions {
   jobs: number;
   globals: boolean;
   yes?: boolean;
-  dryRun?: boolean;
-  json?: boolean;
   to?: string;
   force?: boolean;
   files?: string;
@@ -160,7 +152,9 @@ async function restoreFiles(context: PlanContext, backup: string, options: Resto
 /** Rejects --force and --files, which belong to file-set restores, in another kind of restore. */
 function rejectFilesOptions(options: RestoreOptions, restore: string): void {
   if (options.to === undefined && !options.force && options.files === undefined) return;
-  const flag = options.to !== undefined ? '--to' : options.force ? '--force' : '--files';
+  let flag = '--files';
+  if (options.force) flag = '--force';
+  if (options.to !== undefined) flag = '--to';
   throw new UsageError(`${flag} applies to file-set restores and cannot be used with ${restore}`, {
     code: 'usage.target',
     hint: 'Add --to DIR, without --pitr, to extract a file-set backup into a directory.',
@@ -172,7 +166,7 @@ function rejectPitrOptions(backup: string | undefined, options: RestoreOptions):
   // --no-archive sets archive to false; commander sets it to true otherwise.
   const stray = PITR_ONLY_OPTIONS.find(([key]) => (key === 'archive' ? options.archive === false : options[key] !== undefined));
   if (stray) {
-    throw new UsageError(`${stray[1]} needs --pitr`, { code: 'usage.pitr', object: stray[1], hint: `Add --pitr for a point-in-time restore from a physical backup, or drop ${stray[1]}.` });
+    throw new UsageError(`${stray[1]} is valid only with --pitr`, { code: 'usage.pitr', object: stray[1], hint: `Add --pitr for a point-in-time restore from a physical backup, or drop ${stray[1]}.` });
   }
   if (backup === undefined) {
     throw new UsageError('restore needs a backup id, or "latest"', { code: 'usage.backup', hint: 'Run `drplan list` to see the backups, or use --pitr to recover to a point in time.' });

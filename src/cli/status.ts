@@ -47,7 +47,8 @@ export function registerStatus(program: Command): void {
 
 function printReport(report: StatusReport): void {
   const walBroken = report.databases.some((d) => d.wal.broken);
-  const summary = report.ok ? 'all objectives met' : walBroken ? 'ARCHIVED WAL BROKEN' : 'OBJECTIVE BREACHED';
+  let summary = 'all objectives met';
+  if (!report.ok) summary = walBroken ? 'ARCHIVED WAL BROKEN' : 'OBJECTIVE BREACHED';
   process.stdout.write(`status at ${report.at}: ${summary}\n`);
   for (const d of report.databases) {
     process.stdout.write(`\ndatabase ${d.database}\n`);
@@ -72,7 +73,9 @@ function walLine(wal: StatusReport['databases'][number]['wal']): string {
   const broken = wal.chains.filter((c) => !c.ok).map((c) => c.backupId);
   const age = wal.rpoSeconds === null ? '' : `, newest ${formatAge(wal.rpoSeconds * 1000)} ago`;
   const gapText = gaps.length > 0 ? `, gaps: ${gaps.join(', ')}` : ', no gaps';
-  const chainText = wal.broken ? `, BROKEN chain of the newest base backup ${broken.at(-1)}` : broken.length > 0 ? `, broken chain of older ${broken.join(', ')}` : '';
+  let chainText = '';
+  if (wal.broken) chainText = `, BROKEN chain of the newest base backup ${broken.at(-1)}`;
+  else if (broken.length > 0) chainText = `, broken chain of older ${broken.join(', ')}`;
   return `${ranges}${age}${gapText}${chainText}`;
 }
 

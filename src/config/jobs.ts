@@ -82,7 +82,7 @@ function checkCronShape(job: JobConfig, where: string, index: number, file: stri
   if (fields !== 5) fail(file, `${where}.cron "${job.cron}" has ${fields} fields; expected exactly five, because seconds and years are not supported`, `jobs[${index}].cron`, CRON_EXAMPLE);
 }
 
-/** Checks a time zone name against the zones this Node.js knows (its ICU data). */
+/** Checks a time zone name against the zones in this Node.js build's ICU data. */
 export function isTimeZone(name: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: name });

@@ -23,7 +23,7 @@ export interface AlertEvent {
   details?: Record<string, string | number | boolean | null>;
 }
 
-/** Sends alerts; never throws and never blocks the caller on a slow or failing channel. */
+/** A destination for alerts. Implementations must not throw, and must queue deliveries so a slow channel does not block the caller. */
 export interface AlertSink {
   emit(event: AlertEvent): void;
   /** Waits for deliveries in flight, up to `timeoutMs`; used on shutdown. */

@@ -61,7 +61,7 @@ export async function readWalFacts(client: pg.Client): Promise<WalFacts> {
  * The password reaches the child through PGPASSWORD, never argv.
  *
  * NOTE: a tar stream on stdout contains one tablespace only, so pg_basebackup
- * itself fails on a cluster with extra tablespaces; drplan has no other mode yet.
+ * itself fails on a cluster with extra tablespaces. drplan has no other mode yet.
  */
 export function startBaseBackup(tool: PgTool, target: ConnectionTarget, options: { label: string; signal?: AbortSignal }): RunningProcess {
   const args = ['--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', `--label=${options.label}`, '--no-password', `--dbname=${target.uri}`];

@@ -71,8 +71,8 @@ export async function planPitr(context: PlanContext, database: DatabaseConfig, t
 /**
  * Rejects a chain with a gap, as assertRecoveryChain does. For a target that
  * is not an LSN, the hint also offers --target-lsn at the start of the last
- * segment before the gap: every record from there on starts in archived WAL,
- * so recovery can stop there when the backup ended before it.
+ * segment before the gap. Every record before that point starts in archived
+ * WAL, so recovery can stop there when the backup ended before it.
  */
 function assertChainForTarget(chain: ChainResult, database: string, target: RecoveryTarget, meta: PhysicalMetadata): void {
   try {
@@ -141,9 +141,9 @@ async function goodPhysicalBackups(context: PlanContext, database: string): Prom
 }
 
 /**
- * The window runs from the oldest good backup to the newest segment, in WAL
- * order, on the path of `timeline`. Its time is that segment's modification
- * time: a copy of an older segment stored later, or a segment of a timeline
+ * Returns the window from the oldest good backup to the newest segment, in
+ * WAL order, on the path of `timeline`. Its time is that segment's
+ * modification time, because a copy of an older segment stored later, or a segment of a timeline
  * recovery does not follow, does not show how far the recovery reaches.
  */
 function recoveryWindow(backups: CatalogEntry[], files: Map<string, ArchivedFile>, inventory: WalInventory, timeline: number): RecoveryWindow {

@@ -200,6 +200,7 @@ export class JobRunner {
     const finished = this.options.clock.now();
     record.finishedAt = finished.toISOString();
     record.durationMs = finished.getTime() - Date.parse(record.startedAt);
+
     if (end.outcome) {
       record.result = 'succeeded';
       record.summary = end.outcome.summary;
@@ -209,8 +210,10 @@ export class JobRunner {
       record.summary = errorMessage(end.error);
       record.exitCode = end.aborted ? ExitCode.interrupted : exitCodeOf(end.error);
     }
+
     const failureAlertedAt = this.failureAlertedAt(job.name, record.result, finished);
     this.report(job, record, end);
+
     // A skipped run leaves the previous result in place, so a failure alerted before it still gets its recovery.
     if (record.result !== 'skipped') {
       await this.options.state.record(job.name, {
@@ -224,6 +227,7 @@ export class JobRunner {
         failureAlertedAt: failureAlertedAt?.toISOString(),
       });
     }
+
     this.active.delete(record.runId);
     this.startPending();
     this.options.onFinished?.({ ...record });
@@ -231,10 +235,10 @@ export class JobRunner {
   }
 
   /**
-   * Returns when job.failed was last sent for the job's failure after a run
-   * with `result` finished: unset after a success, unchanged after an abort,
-   * and after a failure the earlier time while notifications.suppressFor
-   * still suppresses the repeat, else `finished`, when the sink sends it.
+   * Returns when job.failed was last sent for the job after a run with
+   * `result` finished. A success clears it and an abort leaves it unchanged.
+   * After a failure it keeps the earlier time while notifications.suppressFor
+   * still suppresses the repeat, and becomes `finished` otherwise.
    */
   private failureAlertedAt(job: string, result: RunResult, finished: Date): Date | undefined {
     const previous = this.options.state.failureAlertedAt(job);
@@ -259,7 +263,7 @@ export class JobRunner {
     metrics.jobRunning.set({ job: job.name }, 0);
     if (record.result === 'skipped') {
       metrics.jobSkipped.inc({ job: job.name, reason: 'locked' });
-      log.warn({ durationMs: record.durationMs, err: end.error, exitCode: record.exitCode }, 'job run skipped: another run holds the lock');
+      log.warn({ durationMs: record.durationMs, err: end.error, exitCode: record.exitCode }, 'job run skipped: another run has the lock');
       return;
     }
     metrics.jobRuns.inc({ job: job.name, result: record.result! });

@@ -1,6 +1,6 @@
 /**
  * The records of job runs in `drplan serve`: a run in progress or finished,
- * a queued run, the result of asking for a run, and the rules that classify
+ * a queued run, and the result of a run request. Also the rules that classify
  * a run's end and group jobs that must not run at the same time.
  */
 import { jobDatabase } from '../config/jobs.js';

@@ -3,7 +3,7 @@
  * into a scratch database, a row count comparison for every table, the
  * plan's own checks, and a record of the result on every repository. A
  * file-set backup is instead extracted into a temporary directory and its
- * entries, files and bytes compared with the metadata; a physical base
+ * entries, files and bytes compared with the metadata. A physical base
  * backup is extracted and checked with pg_verifybackup.
  */
 import { randomBytes } from 'node:crypto';

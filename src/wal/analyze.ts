@@ -170,7 +170,7 @@ export async function listArchivedFiles(
 
 /**
  * Returns, for each listed repository, the runs of segments that another
- * repository holds and it lacks. Runs follow the segments of the union, so
+ * repository has and it lacks. Runs follow the segments of the union, so
  * a stretch no repository has (a real gap) does not split or widen them.
  */
 export function findRepositoryGaps(perRepository: Map<string, Set<string>>, walSegmentSize: number): RepositoryWalGap[] {
@@ -178,7 +178,7 @@ export function findRepositoryGaps(perRepository: Map<string, Set<string>>, walS
   const union = [...new Set([...perRepository.values()].flatMap((names) => [...names]))]
     .map((name) => ({ name, parsed: parseWalFileName(name, walSegmentSize) }))
     .filter((file) => file.parsed?.kind === 'segment')
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort((a, b) => compareNames(a.name, b.name));
   const gaps: RepositoryWalGap[] = [];
   for (const [repository, names] of perRepository) {
     let run: RepositoryWalGap | undefined;
@@ -244,4 +244,11 @@ export function assertWalHealthy(results: WalAnalysis[]): void {
 /** Formats a gap as one segment name, or a range with its length. */
 export function gapText(gap: { first: string; last: string; count: number }): string {
   return gap.count === 1 ? gap.first : `${gap.first} to ${gap.last} (${gap.count} segments)`;
+}
+
+/** Orders WAL file names by byte value, which is timeline then position for these fixed-width hex names. */
+function compareNames(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
 }

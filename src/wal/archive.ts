@@ -44,9 +44,9 @@ export function checksumKey(storedKey: string): string {
 
 /**
  * Compresses `bytes` and stores them as `fileName` on every repository of the
- * plan. Resolves only when every repository has stored the file durably; rejects
- * with the first failure otherwise (an IntegrityError when a repository
- * already has different content under that name).
+ * plan. Resolves only when every repository has stored the file durably.
+ * Otherwise rejects with the first failure, an IntegrityError when a
+ * repository already has different content under that name.
  */
 export async function archiveWalFile(context: PlanContext, database: string, fileName: string, bytes: Buffer): Promise<StoreOutcome[]> {
   assertWalFileName(fileName);

@@ -1,12 +1,12 @@
 /**
  * Continuity of archived WAL, without I/O: which segments each timeline
- * holds, and whether every segment a base backup needs from its first
+ * has, and whether every segment a base backup needs from its first
  * segment to a target is there, following timeline switches.
  *
  * During recovery PostgreSQL reads segment N from the newest timeline of the
  * target's history that had begun by segment N (XLogFileReadAnyTLI). So on a
  * path of timelines, a parent supplies the segments before the segment that
- * holds the switch point, and the child supplies that segment and the ones after.
+ * contains the switch point, and the child supplies that segment and the ones after.
  */
 import { IntegrityError, UsageError } from '../errors.js';
 import { parseSegmentName, parseWalFileName, segmentName, segnoOfLsn, type TimelineSwitch } from './segment.js';
@@ -176,8 +176,8 @@ export function chooseRecoveryTimeline(inventory: WalInventory, backup: { backup
  * or after the point where the next timeline of the path branched off. The
  * archive then contains two histories that both went on after the fork, as
  * when a promoted test restore archives into the repository of a primary
- * that keeps writing, and the higher timeline number does not tell which one
- * is wanted. A segment that straddles the switch point does not count: a
+ * that keeps writing. The higher timeline number does not tell which one is
+ * wanted. A segment that straddles the switch point does not count: a
  * standby promoted at the end of archived WAL branches off inside the last
  * segment it read, while the old timeline stopped there.
  */

@@ -1,5 +1,5 @@
 /**
- * Where archived WAL lives inside a repository, beside the backups:
+ * The location of archived WAL inside a repository, beside the backups:
  *
  *   wal/<database>/<file name><compression extension>
  *

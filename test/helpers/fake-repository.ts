@@ -91,11 +91,11 @@ export async function writeFakeBackup(dir: string, backup: FakeBackup): Promise<
 /**
  * Writes the metadata of a physical base backup whose WAL starts at
  * `firstSegment` on timeline 1, and with `withObjects` its archive and
- * manifest objects too.
+ * manifest objects too. `wal` replaces fields of the WAL position.
  */
 export async function writeFakePhysicalBackup(
   dir: string,
-  backup: { id: string; database: string; startedAt: Date; firstSegment: string; withObjects?: boolean },
+  backup: { id: string; database: string; startedAt: Date; firstSegment: string; withObjects?: boolean; wal?: { startLsn?: string; stopLsn?: string; systemIdentifier?: string } },
 ): Promise<string> {
   const base = `backups/${backup.database}/${backup.id}`;
   const object = (key: string) => ({ key, bytes: 1, sha256: '0'.repeat(64) });
@@ -127,6 +127,7 @@ export async function writeFakePhysicalBackup(
       firstSegment: backup.firstSegment,
       lastSegment: backup.firstSegment,
       walSegmentSize: 16 * 1024 * 1024,
+      ...backup.wal,
     },
   };
   if (backup.withObjects) {

@@ -361,7 +361,7 @@ describe('drplan serve', () => {
     expect(empty.code).toBe(4);
     expect(empty.stderr).toContain('drplan: error: database app: no archived WAL found in any repository');
 
-    // wal push stores any file with a segment's name, so a zero-filled one stands in for a real segment here.
+    // wal push stores any file with a segment's name, so a zero-filled one replaces a real segment here.
     const segment = path.join(walRepository.dir, '..', `segment-${path.basename(walRepository.dir)}`);
     await mkdir(segment);
     await writeFile(path.join(segment, '000000010000000000000001'), Buffer.alloc(16 * 1024 * 1024));

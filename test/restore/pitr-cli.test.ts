@@ -14,7 +14,7 @@ describe('restore --pitr options', () => {
     [['restore', '--pitr', '--target', 'latest', '--data-dir', '/tmp/x', '--in-place'], '--pitr does not take --in-place'],
     [['restore', '--pitr', '--target-time', '2026-12-04 10:00Z', '--table', 'orders'], '--pitr --table needs --target-database NAME'],
     [['restore', '--pitr', '--target', 'latest', '--table', 'orders', '--target-database', 'side', '--start'], '--pitr --table does not take --start'],
-    [['restore', 'latest', '--target-database', 'side', '--target-time', '2026-12-04 10:00Z'], '--target-time needs --pitr'],
+    [['restore', 'latest', '--target-database', 'side', '--target-time', '2026-12-04 10:00Z'], '--target-time is valid only with --pitr'],
     [['restore', '--target-database', 'side'], 'restore needs a backup id, or "latest"'],
     [['restore', '--pitr', '--target', 'latest', '--data-dir', '/tmp/x', '--start', '--timeout', 'soon'], 'invalid --timeout "soon"'],
   ])('rejects %j', async (args, message) => {

@@ -15,7 +15,7 @@ import { planPitr } from '../../src/restore/pitr-plan.js';
 import { parseRecoveryTarget, type TargetOptions } from '../../src/restore/pitr-target.js';
 import { compressBuffer } from '../../src/wal/codec.js';
 import type { TimelineRequest } from '../../src/wal/continuity.js';
-import { writeObject } from '../helpers/fake-repository.js';
+import { writeFakePhysicalBackup, writeObject } from '../helpers/fake-repository.js';
 import { fileRepository } from '../helpers/plan.js';
 
 const DATABASE = { name: 'app', url: 'postgres://app@127.0.0.1:5432/app' };
@@ -25,39 +25,13 @@ let dir: string;
 let context: PlanContext;
 
 async function writePhysical(id: string, finishedAt: string, firstSegno: number, stopLsn: string): Promise<void> {
-  const base = `backups/app/${id}`;
-  const object = (key: string) => ({ key, bytes: 1, sha256: '0'.repeat(64) });
-  const meta = {
-    formatVersion: 1,
+  await writeFakePhysicalBackup(dir, {
     id,
     database: 'app',
-    kind: 'physical',
-    origin: 'scheduled',
-    startedAt: new Date(Date.parse(finishedAt) - 60_000).toISOString(),
-    finishedAt,
-    durationMs: 60_000,
-    server: { version: '15.8', major: 15 },
-    tool: { program: 'pg_basebackup', version: '15.8' },
-    drplanVersion: '0.1.0',
-    format: 'tar',
-    compression: { algorithm: 'zstd', level: 3 },
-    rawBytes: 1,
-    storedBytes: 1,
-    sha256: '0'.repeat(64),
-    archive: object(`${base}.base.tar.zst`),
-    manifest: object(`${base}.manifest.zst`),
-    repositories: ['local'],
-    wal: {
-      systemIdentifier: '7400000000000000001',
-      timeline: 1,
-      startLsn: `0/${firstSegno.toString(16).toUpperCase()}000028`,
-      stopLsn,
-      firstSegment: segment(1, firstSegno),
-      lastSegment: segment(1, firstSegno),
-      walSegmentSize: 16 * 1024 * 1024,
-    },
-  };
-  await writeObject(dir, `${base}.meta.json`, JSON.stringify(meta));
+    startedAt: new Date(Date.parse(finishedAt) - 60_000),
+    firstSegment: segment(1, firstSegno),
+    wal: { startLsn: `0/${firstSegno.toString(16).toUpperCase()}000028`, stopLsn, systemIdentifier: '7400000000000000001' },
+  });
 }
 
 async function writeWal(name: string, modified: string): Promise<void> {
@@ -118,7 +92,7 @@ describe('planPitr', () => {
     });
   });
 
-  it('ends the window at the newest segment in WAL order, not the newest file', async () => {
+  it('window ends at newest segment', async () => {
     // An old segment copied again later (a re-push, a restored repository) gets a new modification time.
     await utimes(path.join(dir, 'wal', 'app', `${segment(1, 4)}.zst`), new Date('2026-12-04T16:00:00.000Z'), new Date('2026-12-04T16:00:00.000Z'));
     const { window } = await plan({ target: 'latest' });
@@ -126,7 +100,7 @@ describe('planPitr', () => {
     expect((await rejection({ targetTime: '2026-12-04T15:45:00Z' })).message).toContain('it is after the newest archived WAL');
   });
 
-  it('ends the window on the timeline path being recovered', async () => {
+  it('window follows recovered timeline', async () => {
     // Timeline 3 branched off at the end of segment 8, after timeline 1 stopped; timeline 1 is not on the path of --target-timeline 3.
     await writeHistory(3, '1\t0/9000000\tno recovery target specified\n');
     await writeWal(segment(3, 9), '2026-12-04T16:30:00.000Z');

@@ -7,7 +7,7 @@ import { parseRecoveryTarget } from '../../src/restore/pitr-target.js';
 import { buildInventory, checkRecoveryChain } from '../../src/wal/continuity.js';
 import { DEFAULT_WAL_SEGMENT_SIZE, segmentName } from '../../src/wal/segment.js';
 
-/** A plan for a backup in segments 2 to 3 of timeline 1 with WAL archived up to segment 9; only the fields the check reads are real. */
+/** Returns a plan for a backup in segments 2 to 3 of timeline 1 with WAL archived up to segment 9. Only the fields the check reads are real. */
 function plan(target = parseRecoveryTarget({ target: 'latest' })): PitrPlan {
   const names = Array.from({ length: 8 }, (_, i) => segmentName({ timeline: 1, segno: BigInt(i + 2) }));
   const inventory = buildInventory(names, new Map(), DEFAULT_WAL_SEGMENT_SIZE);

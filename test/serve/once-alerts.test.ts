@@ -89,7 +89,7 @@ describe('serve --once alerts', () => {
 
     const locked = await runCli(['--config', planFile, 'serve', '--once', 'upload-files']);
     expect(locked.code, locked.stderr).toBe(7);
-    expect(locked.stderr).toContain('"msg":"job run skipped: another run holds the lock"');
+    expect(locked.stderr).toContain('"msg":"job run skipped: another run has the lock"');
     expect(locked.stderr).toContain('drplan: error: file set uploads is locked by a backup on host other-host (pid 4242)');
     expect(locked.stderr).not.toContain('"msg":"job failed"');
     // Delivery is flushed before exit, so any alert would have arrived by now.
