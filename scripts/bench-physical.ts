@@ -31,11 +31,10 @@ import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startThrowawayCluster } from '../src/postgres/cluster.js';
 import { runProcess } from '../src/util/process.js';
 import { calibrateBytesPerUnit, generateDatabase, withClient } from './bench-data.js';
 import { formatGib, formatSeconds } from './bench-report.js';
-import { log, machineFacts, runBenchMain, type Cleanup } from './bench-run.js';
+import { log, machineFacts, runBenchMain, startBenchCluster, type Cleanup } from './bench-run.js';
 import { listPgBackRestBackups, pgBackRestVersion, runPgBackRest, writePgBackRestConfig } from './bench-pgbackrest.js';
 import { detectDrplanFeatures, writeArchiveScript, writePlan, DATABASE, type PhysicalContext } from './bench-physical-setup.js';
 import { backupDrplan, backupPgBackRest, restoreDrplan, restorePgBackRest, checkRestoredCluster, type ToolRun } from './bench-physical-steps.js';
@@ -159,16 +158,7 @@ async function setUp(cleanup: Cleanup, signal: AbortSignal, features: PhysicalCo
   process.env.BENCH_PW = password;
 
   log('starting a throwaway PostgreSQL cluster with WAL archiving');
-  const cluster = await startThrowawayCluster({ settings: SERVER_SETTINGS, password, signal });
-  cleanup.add(`cluster in ${cluster.dataDir}`, () => cluster.stop());
-  // Stopping the server at once ends every running query, so an interrupt
-  // does not wait for a long INSERT or index build to finish.
-  const stopOnAbort = () => void cluster.stop().catch(() => undefined);
-  if (signal.aborted) stopOnAbort();
-  signal.addEventListener('abort', stopOnAbort, { once: true });
-
-  const postmasterPid = Number((await readFile(join(cluster.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  const clockTicks = Number((await runProcess('getconf', ['CLK_TCK'], { operation: 'read the clock tick rate', signal })).trim());
+  const { cluster, postmasterPid, clockTicks } = await startBenchCluster({ settings: SERVER_SETTINGS, password }, cleanup, signal);
   const pgBackRestDir = join(workDir, 'pgbackrest');
   await mkdir(pgBackRestDir);
   await chown(pgBackRestDir, owner.uid, owner.gid);

@@ -5,7 +5,9 @@
  */
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { runProcess, startProcess } from '../src/util/process.js';
-import type { ThrowawayCluster } from '../src/postgres/cluster.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startThrowawayCluster, type ClusterOptions, type ThrowawayCluster } from '../src/postgres/cluster.js';
 import type { LogEvent, MachineFacts, StepResult } from './bench-report.js';
 import { withClient } from './bench-data.js';
 import { machineBusyTicks, ProcessTreeSampler, treeCpuTicks } from './bench-sampler.js';
@@ -148,6 +150,28 @@ function collectLogEvents(stderr: NodeJS.ReadableStream, startedAt: number): Log
 }
 
 /** Reads the machine and software versions that the report names. */
+/** The benchmark's cluster, with what the CPU sampling needs. */
+export interface BenchCluster {
+  cluster: ThrowawayCluster;
+  postmasterPid: number;
+  clockTicks: number;
+}
+
+/** Starts the benchmark's throwaway cluster, registered for cleanup and stopped at once on an interrupt. */
+export async function startBenchCluster(options: ClusterOptions, cleanup: Cleanup, signal: AbortSignal): Promise<BenchCluster> {
+  const cluster = await startThrowawayCluster({ ...options, signal });
+  cleanup.add(`cluster in ${cluster.dataDir}`, () => cluster.stop());
+  // Stopping the server at once ends every running query, so an interrupt
+  // does not wait for a long INSERT or index build to finish.
+  const stopOnAbort = () => void cluster.stop().catch(() => undefined);
+  if (signal.aborted) stopOnAbort();
+  signal.addEventListener('abort', stopOnAbort, { once: true });
+
+  const postmasterPid = Number((await readFile(join(cluster.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const clockTicks = Number((await runProcess('getconf', ['CLK_TCK'], { operation: 'read the clock tick rate', signal })).trim());
+  return { cluster, postmasterPid, clockTicks };
+}
+
 export async function machineFacts(cluster: ThrowawayCluster, signal: AbortSignal): Promise<MachineFacts> {
   const postgres = await withClient(cluster.url(), async (client) => (await client.query<{ version: string }>('SELECT version()')).rows[0]!.version);
   const zstd = await runProcess('zstd', ['--version'], { operation: 'read the zstd version', signal });

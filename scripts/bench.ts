@@ -22,17 +22,16 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { startThrowawayCluster } from '../src/postgres/cluster.js';
 import { connectionTarget } from '../src/postgres/connection.js';
 import { runProcess } from '../src/util/process.js';
 import { calibrateBytesPerUnit, generateDatabase, withClient, type GeneratedDatabase } from './bench-data.js';
 import { evaluateTargets, formatGib, formatMib, formatReport, formatSeconds, type BenchResult, type BreakdownEntry, type StepResult } from './bench-report.js';
-import { Cleanup, log, machineFacts, runBenchMain, timedRun, type RunContext } from './bench-run.js';
+import { Cleanup, log, machineFacts, runBenchMain, startBenchCluster, timedRun, type RunContext } from './bench-run.js';
 
 const DRPLAN_BIN = fileURLToPath(new URL('../../bin/drplan.js', import.meta.url));
 const GIB = 1024 ** 3;
@@ -86,16 +85,7 @@ async function runBench(config: BenchConfig, cleanup: Cleanup, signal: AbortSign
   cleanup.add(`temp directory ${workDir}`, () => rm(workDir, { recursive: true, force: true }));
 
   log('starting a throwaway PostgreSQL cluster');
-  const cluster = await startThrowawayCluster({ settings: SERVER_SETTINGS, signal });
-  cleanup.add(`cluster in ${cluster.dataDir}`, () => cluster.stop());
-  // Stopping the server at once ends every running query, so an interrupt
-  // does not wait for a long INSERT or index build to finish.
-  const stopOnAbort = () => void cluster.stop().catch(() => undefined);
-  if (signal.aborted) stopOnAbort();
-  signal.addEventListener('abort', stopOnAbort, { once: true });
-
-  const postmasterPid = Number((await readFile(join(cluster.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  const clockTicks = Number((await runProcess('getconf', ['CLK_TCK'], { operation: 'read the clock tick rate', signal })).trim());
+  const { cluster, postmasterPid, clockTicks } = await startBenchCluster({ settings: SERVER_SETTINGS }, cleanup, signal);
   const planFile = join(workDir, 'drplan.yaml');
   const context: BenchContext = { cluster, workDir, planFile, postmasterPid, clockTicks, signal };
   const machine = await machineFacts(cluster, signal);
