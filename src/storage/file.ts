@@ -35,6 +35,8 @@ export class FileStorage implements Storage {
     await mkdir(path.dirname(target), { recursive: true }).catch((err) => {
       throw this.ioError('create directory for', key, err);
     });
+    // pipeline() given a signal that is already aborted can destroy a stream after its listeners are gone, an uncaught error.
+    if (options.signal?.aborted) throw abortError(options.signal);
     const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${path.basename(target)}.${randomBytes(6).toString('hex')}`);
     try {
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
@@ -161,4 +163,9 @@ async function syncPath(target: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Returns the error pipeline() raises for an aborted signal, with the abort reason as its cause. */
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }
